@@ -1,0 +1,40 @@
+# Two commands do everything: `make run` (set up, then run the tutorial) and
+# `make test` (set up, then run the whole suite). Set-up is incremental: a
+# second run finds everything installed and starts within seconds.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
+
+.PHONY: setup run test lock
+
+setup: $(VENV)/.installed static/vendor/socket.io.min.js
+
+run: setup
+	$(BIN)/python -m tutorial run $(CHAPTER)
+
+test: setup
+	scripts/install-system-packages
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# The pages load the client from the app's own static folder: offline-proof.
+static/vendor/socket.io.min.js: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp $(CLIENT) $(CLIENT).map static/vendor/
+
+# After editing requirements.in: pin every package again, from a clean environment.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -r requirements.in
+	{ echo '# Every package, pinned: generated from requirements.in by `make lock`. Do not edit by hand.'; \
+	  .lock-venv/bin/python -m pip freeze; } > requirements.txt
+	rm -rf .lock-venv

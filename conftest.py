@@ -1,0 +1,153 @@
+"""The test harness every chapter shares: in-process, live server, browser.
+
+A chapter's tests live in its folder and ask for fixtures by level:
+
+- in-process: ``chapter`` (its ``app.py``, freshly imported), ``app`` and ``client``
+  (Flask-SocketIO's test client, threading mode inside this process);
+- live: ``server`` (``app.py`` as a real process, once per async mode) and
+  ``connect`` (real ``socketio.SimpleClient`` connections over WebSocket only);
+- browser: ``open_page`` (the page in headless Chromium, allowed to reach only
+  the local server, and failing the test unless Socket.IO upgraded to WebSocket).
+"""
+import importlib.util
+import itertools
+import os
+import shutil
+import sys
+import time
+
+import pytest
+import socketio
+
+from tutorial import ASYNC_MODES
+from tutorial.servers import ChapterServer
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    # Without these Chromium phones home, and this machine's closed network refuses it.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+]
+_imports = itertools.count()
+
+
+def load_chapter(folder):
+    """Import a chapter's ``app.py`` as a new module, so every test starts from fresh state."""
+    name = f"chapter_{folder.name}_{next(_imports)}"
+    spec = importlib.util.spec_from_file_location(name, folder / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # Flask locates the chapter's templates through it
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def chapter(request):
+    """The test's chapter ``app.py``, imported afresh."""
+    module = load_chapter(request.path.parent)
+    yield module
+    del sys.modules[module.__name__]
+
+
+@pytest.fixture
+def app(chapter):
+    """The chapter's Flask app, configured for in-process tests."""
+    return chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test")
+
+
+@pytest.fixture
+def client(chapter, app):
+    """Flask-SocketIO's test client, connected to the default namespace."""
+    test_client = chapter.socketio.test_client(app)
+    yield test_client
+    if test_client.is_connected():
+        test_client.disconnect()
+
+
+@pytest.fixture(scope="module", params=ASYNC_MODES)
+def server(request):
+    """The chapter's ``app.py`` running as a real server process, once per async mode."""
+    with ChapterServer(request.path.parent.name, request.param) as running:
+        yield running
+
+
+@pytest.fixture
+def connect(server):
+    """Connect real Socket.IO clients to the live server, over WebSocket only."""
+    clients = []
+
+    def connect(namespace="/", auth=None):
+        sio = socketio.SimpleClient()
+        sio.connect(server.url, namespace=namespace, auth=auth, transports=["websocket"], wait_timeout=5)
+        clients.append(sio)
+        return sio
+
+    yield connect
+    for sio in clients:
+        sio.disconnect()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from Debian's package, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        pytest.fail("the browser tests need Debian's chromium: run `make test`, or `apt-get install chromium`")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """Open the chapter's page, each call in a fresh browser context (a different user).
+
+    The page may only reach the local server (a classroom may be offline), must raise
+    no JavaScript error, and must have upgraded its Socket.IO connection to WebSocket
+    by the end of the test, unless opened with ``websocket=False``.
+    """
+    contexts, foreign, errors, must_upgrade, upgraded = [], [], [], [], set()
+    local = server.url + "/"
+    local_ws = local.replace("http://", "ws://", 1)
+
+    def guard(route):
+        if route.request.url.startswith(local):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    def watch(page, ws):
+        if not ws.url.startswith(local_ws):
+            foreign.append(ws.url)
+        # The server's "3probe" answer is the WebSocket half of Socket.IO's upgrade.
+        ws.on("framereceived", lambda payload: payload == "3probe" and upgraded.add(page))
+
+    def open_page(path="/", websocket=True):
+        context = browser.new_context()
+        context.route("**/*", guard)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(error))
+        page.on("websocket", lambda ws: watch(page, ws))
+        page.goto(server.url + path)
+        contexts.append(context)
+        if websocket:
+            must_upgrade.append(page)
+        return page
+
+    yield open_page
+
+    def waiting():
+        return [p for p in must_upgrade if p not in upgraded and not p.is_closed()]
+
+    deadline = time.monotonic() + 5
+    while waiting() and time.monotonic() < deadline:
+        waiting()[0].wait_for_timeout(50)  # a poll: lets Playwright deliver the frames
+    stuck = [p.url for p in waiting()]
+    for context in contexts:
+        context.close()
+    assert not foreign, f"the page reached beyond the local server: {foreign}"
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not stuck, f"Socket.IO never upgraded to WebSocket on: {stuck}"
