@@ -1,8 +1,11 @@
 """Chapter 01: the app is configured safely, greets every connection, and runs in both async modes."""
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 from playwright.sync_api import expect
 
 from tutorial.servers import ChapterServer
@@ -69,3 +72,12 @@ def test_page_connects_upgrades_and_shows_the_greeting(open_page, server):
     expect(page.locator("#async-mode")).to_have_text(server.async_mode)
     expect(page.locator("#client-version")).to_have_text(CLIENT_VERSION)
     expect(page.locator("#protocol")).to_have_text("4")
+
+
+def test_notes_era_client_is_refused(server):
+    """The notes' Socket.IO JS 1.3 spoke Engine.IO protocol 3; a 5.x server answers 400."""
+    old_handshake = f"{server.url}/socket.io/?EIO=3&transport=polling"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(old_handshake)
+    assert refused.value.code == 400
+    assert b"unsupported version" in refused.value.read()
