@@ -1,9 +1,18 @@
-"""``python -m tutorial run [CHAPTER]``: run one chapter as a learner would."""
+"""Run the tutorial: every chapter from one classroom hub page, or one chapter as a learner would.
+
+  python -m tutorial              the hub on http://127.0.0.1:5000 (PORT): every chapter running,
+                                  its notes title, live status, diff against the previous chapter,
+                                  README, and an A|B view for two-window demos; Ctrl-C stops it all
+  python -m tutorial hub --lan    the same for a classroom network (debugger off; anyone on it can connect)
+  python -m tutorial run 05       one chapter, in the foreground
+
+PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
+"""
 import argparse
 import os
 import sys
 
-from . import CHAPTERS, chapter_dir
+from . import CHAPTERS, chapter_dir, hub
 
 
 def run_chapter(name):
@@ -13,16 +22,35 @@ def run_chapter(name):
     os.execv(sys.executable, [sys.executable, "app.py"])
 
 
+def run_hub(lan=False):
+    """Start every chapter and serve the hub page until Ctrl-C; refuse the debugger on a network."""
+    if lan and hub.debug_requested(os.environ):
+        raise ValueError("refusing FLASK_DEBUG with --lan: the debugger runs any code its user types, "
+                         "so anyone on the network could run code on this machine. Unset FLASK_DEBUG.")
+    hub.serve(hub.Hub(CHAPTERS, host=hub.ALL_INTERFACES if lan else hub.LOCAL,
+                      port=int(os.environ.get("PORT", 5000)), async_mode=os.environ.get("ASYNC_MODE", "threading")))
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tutorial", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a chapter (PORT, ASYNC_MODE and FLASK_* settings come from the environment)")
-    run.add_argument("chapter", nargs="?", default=CHAPTERS[0].name, help="e.g. 01 or 01_setup")
+    parser = argparse.ArgumentParser(prog="python -m tutorial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run one chapter, or the hub when no chapter is given")
+    run.add_argument("chapter", nargs="?", help="e.g. 01 or 01_setup")
+    hub_command = commands.add_parser("hub", help="the classroom hub (the default command)")
+    hub_command.add_argument("--lan", action="store_true",
+                     help="listen on all interfaces for a classroom network: debugger forced off, "
+                          "prints the address students open")
     args = parser.parse_args(argv)
     try:
-        run_chapter(args.chapter)
-    except LookupError as error:
+        if args.command == "run" and args.chapter:
+            run_chapter(args.chapter)
+        else:
+            run_hub(lan=getattr(args, "lan", False))
+    except (LookupError, ValueError) as error:
         parser.exit(2, f"{error}\n")
+    except OSError as error:  # most likely PORT is taken
+        parser.exit(1, f"the hub could not start on port {os.environ.get('PORT', 5000)}: {error}\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,141 @@
+"""Fixtures for the classroom hub's tests: the hub as a real process, its pages in Chromium, fake chapters."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+
+from tutorial import ROOT
+from tutorial.hub import Hub, create_app
+from tutorial.servers import free_port
+
+
+class HubProcess:
+    """``python -m tutorial hub`` as a process, as an instructor starts it; Ctrl-C is ``interrupt()``."""
+
+    def __init__(self, *args, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args, self.env = args, {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process = None
+        self.log = tempfile.TemporaryFile(mode="w+", prefix="hub-")
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", "tutorial", "hub", *self.args], cwd=ROOT, env=self.env,
+                                        stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def chapters(self, timeout=30):
+        """The chapters' statuses, once every chapter has started or failed (polled with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the hub exited:\n{self.output()}"
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/chapters", timeout=1) as response:
+                    chapters = json.load(response)
+                if all(chapter["status"] in ("running", "failed") for chapter in chapters):
+                    return chapters
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet
+            time.sleep(0.1)  # not synchronisation: the pause between two polls
+        raise TimeoutError(f"the hub's chapters did not settle within {timeout}s:\n{self.output()}")
+
+    def ports(self):
+        """The hub's port and every chapter's."""
+        return [self.port] + [urlsplit(chapter["url"]).port for chapter in self.chapters()]
+
+    def interrupt(self, timeout=30):
+        """Ctrl-C, and the hub's exit status once it has stopped."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+    def output(self):
+        """Everything the hub printed so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def __exit__(self, *exc_info):
+        # A failed test must not leave a hub or its chapters behind: Ctrl-C, then kill what lingers.
+        if self.process.poll() is None:
+            hub = psutil.Process(self.process.pid)
+            family = [hub, *hub.children(recursive=True)]
+            hub.send_signal(signal.SIGINT)
+            for process in psutil.wait_procs(family, timeout=20)[1]:
+                process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """The hub running as a process on a free port, every chapter started (or failed)."""
+    with HubProcess() as running:
+        running.chapters()
+        yield running
+
+
+@pytest.fixture
+def start_hub():
+    """Start a hub process: ``with start_hub(*arguments, env=...) as hub``; it stops when the block ends."""
+    return HubProcess
+
+
+@pytest.fixture
+def open_hub_page(browser, hub):
+    """Open a hub page in a fresh browser context, allowed to reach only this machine, failing on JS errors."""
+    contexts, foreign, errors = [], [], []
+
+    def guard(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    def open_hub_page(path="/"):
+        context = browser.new_context()
+        context.route("**/*", guard)
+        context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(error)))  # popups too
+        page = context.new_page()
+        page.goto(hub.url + path)
+        contexts.append(context)
+        return page
+
+    yield open_hub_page
+    for context in contexts:
+        context.close()
+    assert not foreign, f"a page reached beyond this machine: {foreign}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+FAKE_CHAPTERS = {
+    "01_first/app.py": '"""01 · First: the first step (notes: 第一步)."""\nimport os\n\nx = 1\n',
+    "01_first/templates/index.html": "<h1>First</h1>\n",
+    "01_first/README.md": "# 01 · First\n\n<script>alert('readme')</script>\n\n| event | payload |\n|---|---|\n| `greeting` | `{text}` |\n",
+    "02_second/app.py": '"""A chapter being written."""\nimport os\n\nx = 2\nshown = "<b>bold</b>"\n',
+    "02_second/templates/index.html": "<h1>First</h1>\n",
+}
+
+
+@pytest.fixture
+def fake_chapters(tmp_path):
+    """Two small chapter folders: a README with raw HTML, and code with HTML in a string."""
+    for path, text in FAKE_CHAPTERS.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    return [tmp_path / "01_first", tmp_path / "02_second"]
+
+
+@pytest.fixture
+def hub_client(fake_chapters):
+    """Flask's test client for a hub of the fake chapters, none of them started."""
+    return create_app(Hub(fake_chapters)).test_client()
