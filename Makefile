@@ -10,8 +10,9 @@ CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
 
 setup: $(VENV)/.installed static/vendor/socket.io.min.js
 
+# No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network).
 run: setup
-	$(BIN)/python -m tutorial run $(CHAPTER)
+	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER),hub $(if $(LAN),--lan))
 
 test: setup
 	scripts/install-system-packages
