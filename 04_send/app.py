@@ -1,0 +1,157 @@
+"""04 · Send: reply with send() and emit(), to another namespace, and with acknowledgements (notes: 发送消息)."""
+import json
+import os
+
+from flask import Flask, render_template, request, session
+from flask_socketio import SocketIO, call, emit, send
+from socketio.exceptions import TimeoutError as NoAnswer  # not the built-in TimeoutError
+
+socketio = SocketIO()
+
+MAX_TEXT = 500
+MAX_WAIT = 10  # seconds: a call() holds a server thread (or green thread) for that long
+waiting = set()  # sids whose call() is still waiting for an answer
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode,
+                               client_version=installed_client_version(app))
+
+    return app
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
+def text_problem(text, name="the message"):
+    """What is wrong with a text from a client, or None."""
+    if not isinstance(text, str) or not text.strip():
+        return f"{name} must be a non-empty string"
+    if len(text) > MAX_TEXT:
+        return f"{name} is longer than {MAX_TEXT} characters"
+    return None
+
+
+def data_problem(message):
+    """What is wrong with a ``{"data": text}`` payload, or None."""
+    if not isinstance(message, dict):
+        return "send an object like {\"data\": \"hello\"}"
+    return text_problem(message.get("data"), "'data'")
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+@socketio.on("message")
+def echo_message(message):
+    """Echo an unnamed string message: send() answers with another unnamed message."""
+    if problem := text_problem(message):
+        return reject("message", problem)
+    send(message)
+
+
+@socketio.on("json")
+def echo_json(data):
+    """Echo an unnamed JSON message: send(..., json=True) answers on the 'json' event."""
+    if not isinstance(data, dict) or len(json.dumps(data)) > MAX_TEXT:
+        return reject("json", f"send an object of at most {MAX_TEXT} characters as JSON")
+    send(data, json=True)
+
+
+@socketio.on("my event")
+def echo_my_event(message):
+    """Echo a named event with emit(), asking the client to confirm it got the reply."""
+    if problem := data_problem(message):
+        return reject("my event", problem)
+    emit("my response", message, callback=receipt)
+
+
+def receipt(*answer):
+    """Runs when the client calls its callback for 'my response': the client confirmed receipt."""
+    answer = answer[0] if len(answer) == 1 else answer or None  # what call() would return
+    if answer is not None and (problem := text_problem(answer, "the receipt")):
+        reject("my response", problem)
+        return
+    # The notes' Python 2 `print 'message was received!'` is a syntax error in Python 3.
+    print("message was received!", repr(answer))
+    emit("receipt", {"answer": answer})
+
+
+@socketio.on("connect", namespace="/chat")
+def remember_chat_sid():
+    """Remember this connection's sid on /chat: every namespace gives a client a different sid."""
+    session["chat_sid"] = request.sid  # the Socket.IO session is shared by all namespaces of a connection
+
+
+@socketio.on("disconnect", namespace="/chat")
+def forget_chat_sid(reason):
+    """Forget the /chat sid: answers for /chat have nowhere to go now."""
+    session.pop("chat_sid", None)
+
+
+@socketio.on("message to chat")
+def send_to_chat(message):
+    """Answer a message that arrived on / with an unnamed message on /chat."""
+    if problem := text_problem(message) or chat_problem():
+        return reject("message to chat", problem)
+    send(message, namespace="/chat", to=session["chat_sid"])
+
+
+@socketio.on("my event to chat")
+def emit_tuple_to_chat(message):
+    """Answer on /chat with three arguments: a tuple becomes several arguments."""
+    if problem := data_problem(message) or chat_problem():
+        return reject("my event to chat", problem)
+    emit("my response", ("foo", "bar", message), namespace="/chat", to=session["chat_sid"])
+
+
+def chat_problem():
+    """Why this client cannot be answered on /chat, or None."""
+    if "chat_sid" not in session:
+        return "connect to /chat first: the answer goes there"
+    return None
+
+
+@socketio.on("ask me")
+def ask_the_client(message):
+    """Ask the sender a question with call() and wait, at most message["wait"] seconds, for its answer."""
+    wait = message.get("wait") if isinstance(message, dict) else None
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= MAX_WAIT:
+        return reject("ask me", f"'wait' must be a number of seconds, more than 0 and at most {MAX_WAIT}")
+    if request.sid in waiting:
+        return reject("ask me", "the server is still waiting for your previous answer")
+    waiting.add(request.sid)
+    try:
+        # call() blocks this handler only: every event runs in its own thread (or green thread).
+        answer = call("question", {"text": "What is your answer?"}, timeout=wait)
+    except NoAnswer:
+        emit("call result", {"error": f"no answer within {wait} s"})
+        return
+    finally:
+        waiting.discard(request.sid)
+    if answer is not None and (problem := text_problem(answer, "the answer")):
+        return reject("question", problem)
+    emit("call result", {"answer": answer})
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)
