@@ -1,0 +1,187 @@
+"""Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import socketio
+
+from tutorial import ASYNC_MODES
+from tutorial.servers import ChapterServer, free_port
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
+
+from private_redis import PrivateRedis  # noqa: E402
+
+SECRET_KEY = "shared-by-both-processes"  # both processes must sign and read the same session cookies
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """One real Redis for the session: REDIS_URL if set, else a private redis-server."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    private = PrivateRedis().start()
+    yield private.url
+    private.remove()
+
+
+@pytest.fixture
+def durable_redis():
+    """A private Redis of this test's own, which the test may stop and restart with its data."""
+    private = PrivateRedis(durable=True).start()
+    yield private
+    private.remove()
+
+
+@pytest.fixture
+def name():
+    """Make user names no other test uses, so tests sharing one Redis never see each other's notifications."""
+    return lambda base: f"{base}{os.getpid()}x{next(_names)}"
+
+
+@pytest.fixture
+def app(chapter, redis_url):
+    """The chapter's Flask app on the session's Redis, configured for in-process tests."""
+    return chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=redis_url,
+                              MESSAGE_QUEUE=False)
+
+
+@pytest.fixture
+def log_in(chapter, app):
+    """Log a user in over HTTP, then connect Flask-SocketIO's test client with that session cookie."""
+    clients = []
+
+    def log_in(user, auth=None):
+        http = app.test_client()
+        assert http.post("/login", data={"name": user}).status_code == 302
+        sio = chapter.socketio.test_client(app, flask_test_client=http, auth=auth)
+        clients.append(sio)
+        return sio
+
+    yield log_in
+    for sio in clients:
+        if sio.is_connected():
+            sio.disconnect()
+
+
+def run_servers(count, async_mode, redis_url, started):
+    """Start ``count`` processes of app.py sharing one Redis and one secret key; add them to ``started``."""
+    env = {"REDIS_URL": redis_url, "FLASK_SECRET_KEY": SECRET_KEY}
+    for _ in range(count):
+        server = ChapterServer(HERE.name, async_mode, env=env)
+        started.append(server)
+        server.start()
+    return started[-count:]
+
+
+@pytest.fixture(scope="module", params=ASYNC_MODES)
+def servers(request, redis_url):
+    """Two processes of app.py on two ports, sharing the session's Redis, once per async mode."""
+    started = []
+    try:
+        yield run_servers(2, request.param, redis_url, started)
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def start_servers():
+    """Start processes of app.py on a Redis of the test's choosing; they stop after the test."""
+    started = []
+    yield lambda count, async_mode, redis_url: run_servers(count, async_mode, redis_url, started)
+    for server in started:
+        server.stop()
+
+
+def session_cookie(url, user):
+    """Log ``user`` in through the login form and return the signed session cookie."""
+    response = requests.post(f"{url}/login", data={"name": user}, allow_redirects=False, timeout=5)
+    assert response.status_code == 302, response.text
+    return response.cookies["session"]
+
+
+@pytest.fixture
+def connect():
+    """Connect real Socket.IO clients over WebSocket as a logged-in user, to a given server."""
+    clients = []
+
+    def connect(server, user, auth=None):
+        sio = socketio.SimpleClient()
+        sio.connect(server.url, headers={"Cookie": f"session={session_cookie(server.url, user)}"}, auth=auth,
+                    transports=["websocket"], wait_timeout=5)
+        clients.append(sio)
+        return sio
+
+    yield connect
+    for sio in clients:
+        sio.disconnect()
+
+
+@pytest.fixture
+def publish(redis_url):
+    """Run ``python publish.py ARGS`` against a Redis (the session's unless given)."""
+    def publish(*args, url=redis_url):
+        return subprocess.run([sys.executable, "publish.py", *args], cwd=HERE, env={**os.environ, "REDIS_URL": url},
+                              capture_output=True, text=True, timeout=30)
+    return publish
+
+
+class Nginx:
+    """Debian's nginx, run as this user from a temporary prefix, from the chapter's nginx.conf."""
+
+    def __init__(self, upstreams):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.prefix = tempfile.mkdtemp(prefix="nginx-")
+        servers = "\n".join(f"        server {upstream};" for upstream in upstreams)
+        config = (HERE / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        self.config = Path(self.prefix, "nginx.conf")
+        self.config.write_text(config.replace("        server 127.0.0.1:5000;\n        server 127.0.0.1:5001;", servers))
+        self.process = None
+
+    def start(self, timeout=10):
+        """Start nginx in the foreground and return once it answers."""
+        executable = shutil.which("nginx") or "/usr/sbin/nginx"
+        # As the README runs it: everything it writes goes under the temporary prefix, so no root.
+        self.log = Path(self.prefix, "error.log").open("w")
+        self.process = subprocess.Popen([executable, "-p", self.prefix, "-c", str(self.config), "-e", "stderr"],
+                                        stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {Path(self.prefix, 'error.log').read_text()}")
+            try:
+                if requests.get(self.url, timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.05)  # not synchronisation: the pause between two polls
+        raise TimeoutError("nginx did not answer")
+
+    def stop(self):
+        """Stop nginx and delete its prefix."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.log.close()
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nginx(servers):
+    """nginx in front of the two server processes, on one address."""
+    proxy = Nginx([server.url.removeprefix("http://") for server in servers])
+    try:
+        yield proxy.start()
+    finally:
+        proxy.stop()
