@@ -1,0 +1,157 @@
+"""06 · Rooms: join, leave and close rooms; notify one user in all their tabs (notes: 房间)."""
+import json
+import os
+import re
+
+from flask import Flask, render_template, request, session
+from flask_socketio import ConnectionRefusedError, SocketIO, close_room, emit, join_room, leave_room, rooms, send
+
+socketio = SocketIO()
+
+USERNAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+ROOM = re.compile(r"[A-Za-z0-9_-]{1,30}")  # no ':' so a chosen name can never look like "user:bob"
+MAX_TEXT = 500
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode,
+                               client_version=installed_client_version(app))
+
+    return app
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
+def private_room(username):
+    """The room the server puts every connection of ``username`` in: one address for all their tabs."""
+    return f"user:{username}"
+
+
+def room_problem(data):
+    """What is wrong with a ``{'username', 'room'}`` payload, or None if the room may be used."""
+    if not isinstance(data, dict) or not isinstance(data.get("room"), str):
+        return "send an object with a 'room' string"
+    room = data["room"]
+    if room.startswith("user:"):
+        return "user:… rooms are private: the server alone puts each user in their own"
+    if socketio.server.manager.is_connected(room, "/"):
+        return "that name is a connection's own sid room: nobody else may use it"
+    if not ROOM.fullmatch(room):
+        return "a room name is 1-30 letters, digits, '-' or '_'"
+    if data.get("username", session["username"]) != session["username"]:
+        return f"you are connected as {session['username']}: you cannot speak for someone else"
+    return None
+
+
+def text_problem(text):
+    """What is wrong with a message text, or None."""
+    if not isinstance(text, str) or not text.strip():
+        return "'text' must be a non-empty string"
+    if len(text) > MAX_TEXT:
+        return f"'text' is longer than {MAX_TEXT} characters"
+    return None
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def tell_rooms(sid):
+    """Tell one connection which rooms it is in now."""
+    emit("rooms", {"rooms": rooms(sid=sid, namespace="/")}, to=sid)
+
+
+@socketio.on("connect")
+def sign_in(auth):
+    """Admit only a named connection, and put it in its user's private room."""
+    username = auth.get("username") if isinstance(auth, dict) else None
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
+        raise ConnectionRefusedError("connect with auth {username}: 1-20 letters, digits, '-' or '_'")
+    # The identity is fixed here, once; every later event speaks with it, whatever its payload says.
+    session["username"] = username
+    join_room(private_room(username))
+    emit("signed_in", {"username": username, "sid": request.sid})
+    tell_rooms(request.sid)
+
+
+@socketio.on("join")
+def on_join(data):
+    """Join a named room and announce it to everyone in that room (the notes' handler)."""
+    if problem := room_problem(data):
+        return reject("join", problem)
+    join_room(data["room"])
+    send(f"{session['username']} has entered the room.", to=data["room"])
+    tell_rooms(request.sid)
+
+
+@socketio.on("leave")
+def on_leave(data):
+    """Leave a named room and tell the ones who stay (the notes' handler)."""
+    if problem := room_problem(data):
+        return reject("leave", problem)
+    if data["room"] not in rooms():
+        return reject("leave", f"you are not in {data['room']}")
+    leave_room(data["room"])
+    send(f"{session['username']} has left the room.", to=data["room"])
+    tell_rooms(request.sid)
+
+
+@socketio.on("close room")
+def on_close_room(data):
+    """Close a room one is in: tell its members, remove them all, then show each their rooms."""
+    if problem := room_problem(data):
+        return reject("close room", problem)
+    room = data["room"]
+    if room not in rooms():
+        return reject("close room", f"you are not in {room}")
+    members = [sid for sid, _ in socketio.server.manager.get_participants("/", room)]
+    send(f"{session['username']} closed the room {room}.", to=room)
+    close_room(room)
+    for sid in members:
+        tell_rooms(sid)
+
+
+@socketio.on("room message")
+def on_room_message(data):
+    """Say something to the members of a room one is in."""
+    if problem := room_problem(data) or text_problem(data.get("text")):
+        return reject("room message", problem)
+    if data["room"] not in rooms():
+        return reject("room message", f"join {data['room']} before you speak in it")
+    emit("room message", {"room": data["room"], "from": session["username"], "text": data["text"]},
+         to=data["room"])
+    return {"sent": True}
+
+
+@socketio.on("private message")
+def on_private_message(data):
+    """Notify one user, in every tab they have open, through their private room."""
+    if not isinstance(data, dict) or not isinstance(data.get("to"), str) or not USERNAME.fullmatch(data["to"]):
+        return reject("private message", "'to' must be a username: 1-20 letters, digits, '-' or '_'")
+    if problem := text_problem(data.get("text")):
+        return reject("private message", problem)
+    emit("notification", {"from": session["username"], "text": data["text"]}, to=private_room(data["to"]))
+    return {"sent": True}
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)

@@ -1,0 +1,344 @@
+"""Chapter 06: rooms, the sid room, and private notifications to every tab of one user."""
+import pytest
+import socketio
+from playwright.sync_api import expect
+
+XSS = '<img src=x onerror="window.pwned=1">'
+
+
+def events(client, name=None):
+    """The events an in-process client has received since last asked, as (name, first argument)."""
+    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
+    return [(e["name"], e["args"] if e["name"] == "message" else e["args"][0])
+            for e in client.get_received() if name in (None, e["name"])]
+
+
+def sid(client):
+    """The sid of an in-process client's connection to the default namespace."""
+    return client.socketio.server.manager.sid_from_eio_sid(client.eio_sid, "/")
+
+
+def bad_input(client):
+    """The errors the server told this in-process client about."""
+    return [payload["error"] for _, payload in events(client, "bad_input")]
+
+
+def join(room, *clients):
+    """Put in-process clients in a room, and forget the announcements that caused."""
+    for client in clients:
+        client.emit("join", {"room": room})
+    for client in clients:
+        client.get_received()
+
+
+def receive_until(sio, event):
+    """Everything a live client receives up to and including its next ``event``."""
+    received = [sio.receive(timeout=5)]
+    while received[-1][0] != event:
+        received.append(sio.receive(timeout=5))
+    return received
+
+
+# In-process -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("auth", [None, {}, {"username": ""}, {"username": 7}, {"username": "x" * 21},
+                                  {"username": "<b>bob</b>"}, {"username": "user:bob"}])
+def test_connection_without_a_valid_name_is_refused(chapter, app, auth):
+    assert not chapter.socketio.test_client(app, auth=auth).is_connected()
+
+
+def test_connection_is_in_its_sid_room_and_its_private_room(chapter, app):
+    client = chapter.socketio.test_client(app, auth={"username": "alice"})
+    (_, signed_in), (_, rooms) = events(client)
+    assert signed_in["username"] == "alice"
+    assert sorted(rooms["rooms"]) == sorted([signed_in["sid"], "user:alice"])
+
+
+def test_join_announces_to_the_room_only(sign_in):
+    alice, bob, carol = sign_in("alice"), sign_in("bob"), sign_in("carol")
+    alice.emit("join", {"username": "alice", "room": "lobby"})
+    bob.emit("join", {"username": "bob", "room": "lobby"})
+    assert events(alice, "message") == [("message", "alice has entered the room."),
+                                        ("message", "bob has entered the room.")]
+    assert events(bob) == [("message", "bob has entered the room."),
+                           ("rooms", {"rooms": [sid(bob), "user:bob", "lobby"]})]
+    assert events(carol) == []
+
+
+def test_join_speaks_with_the_connection_identity_not_the_payload(sign_in):
+    alice, bob = sign_in("alice"), sign_in("bob")
+    bob.emit("join", {"room": "lobby"})
+    alice.emit("join", {"username": "bob", "room": "lobby"})
+    assert bad_input(alice) == ["you are connected as alice: you cannot speak for someone else"]
+    alice.emit("join", {"room": "lobby"})
+    assert ("message", "alice has entered the room.") in events(bob)
+
+
+@pytest.mark.parametrize(("payload", "error"), [
+    ("lobby", "send an object with a 'room' string"),
+    ({"username": "alice"}, "send an object with a 'room' string"),
+    ({"room": 5}, "send an object with a 'room' string"),
+    ({"room": ""}, "a room name is 1-30 letters, digits, '-' or '_'"),
+    ({"room": "x" * 31}, "a room name is 1-30 letters, digits, '-' or '_'"),
+    ({"room": "a room"}, "a room name is 1-30 letters, digits, '-' or '_'"),
+    ({"room": XSS}, "a room name is 1-30 letters, digits, '-' or '_'"),
+    ({"room": "user:bob"}, "user:… rooms are private: the server alone puts each user in their own"),
+    ({"room": "user:alice"}, "user:… rooms are private: the server alone puts each user in their own"),
+])
+@pytest.mark.parametrize("event", ["join", "leave", "close room"])
+def test_bad_room_is_refused_clearly(sign_in, event, payload, error):
+    alice = sign_in("alice")
+    assert alice.emit(event, payload, callback=True) == {"error": error}
+    assert events(alice) == [("bad_input", {"event": event, "error": error})]
+
+
+def test_cannot_join_another_users_private_room(sign_in):
+    mallory, alice, bob = sign_in("mallory"), sign_in("alice"), sign_in("bob")
+    assert "error" in mallory.emit("join", {"room": "user:bob"}, callback=True)
+    alice.emit("private message", {"to": "bob", "text": "for bob only"})
+    assert events(bob) == [("notification", {"from": "alice", "text": "for bob only"})]
+    assert events(mallory, "notification") == []
+
+
+def test_cannot_join_another_connections_sid_room(sign_in):
+    mallory, bob = sign_in("mallory"), sign_in("bob")
+    for room in (sid(bob), sid(mallory)):
+        assert mallory.emit("join", {"room": room}, callback=True) == {
+            "error": "that name is a connection's own sid room: nobody else may use it"}
+    assert mallory.socketio.server.rooms(sid(mallory)) == [sid(mallory), "user:mallory"]
+
+
+def test_private_message_reaches_every_tab_of_its_user_only(sign_in):
+    alice, bob_tab1, bob_tab2, carol = sign_in("alice"), sign_in("bob"), sign_in("bob"), sign_in("carol")
+    assert alice.emit("private message", {"to": "bob", "text": "hi bob"}, callback=True) == {"sent": True}
+    for tab in (bob_tab1, bob_tab2):
+        assert events(tab) == [("notification", {"from": "alice", "text": "hi bob"})]
+    assert events(alice) == events(carol) == []
+
+
+@pytest.mark.parametrize(("payload", "error"), [
+    (None, "'to' must be a username: 1-20 letters, digits, '-' or '_'"),
+    ({"text": "hi"}, "'to' must be a username: 1-20 letters, digits, '-' or '_'"),
+    ({"to": "user:bob", "text": "hi"}, "'to' must be a username: 1-20 letters, digits, '-' or '_'"),
+    ({"to": "bob"}, "'text' must be a non-empty string"),
+    ({"to": "bob", "text": "  "}, "'text' must be a non-empty string"),
+    ({"to": "bob", "text": "x" * 501}, "'text' is longer than 500 characters"),
+])
+def test_bad_private_message_is_refused_clearly(sign_in, payload, error):
+    alice, bob = sign_in("alice"), sign_in("bob")
+    assert alice.emit("private message", payload, callback=True) == {"error": error}
+    assert events(alice) == [("bad_input", {"event": "private message", "error": error})]
+    assert events(bob) == []
+
+
+def test_room_message_reaches_members_only(sign_in):
+    alice, bob, carol = sign_in("alice"), sign_in("bob"), sign_in("carol")
+    join("lobby", alice, bob)
+    assert alice.emit("room message", {"room": "lobby", "text": "hello"}, callback=True) == {"sent": True}
+    said = ("room message", {"room": "lobby", "from": "alice", "text": "hello"})
+    assert events(alice) == events(bob) == [said]
+    assert events(carol) == []
+
+
+@pytest.mark.parametrize(("payload", "error"), [
+    ({"room": "lobby"}, "'text' must be a non-empty string"),
+    ({"room": "lobby", "text": 3}, "'text' must be a non-empty string"),
+    ({"room": "elsewhere", "text": "hi"}, "join elsewhere before you speak in it"),
+    ({"room": "user:bob", "text": "hi"}, "user:… rooms are private: the server alone puts each user in their own"),
+])
+def test_bad_room_message_is_refused_clearly(sign_in, payload, error):
+    alice, bob = sign_in("alice"), sign_in("bob")
+    join("lobby", alice)
+    assert alice.emit("room message", payload, callback=True) == {"error": error}
+    assert bad_input(alice) == [error]
+    assert events(bob) == []
+
+
+def test_after_leaving_no_more_room_messages(sign_in):
+    alice, bob = sign_in("alice"), sign_in("bob")
+    join("lobby", alice, bob)
+    bob.emit("leave", {"room": "lobby"})
+    assert events(alice, "message")[-1] == ("message", "bob has left the room.")
+    assert "lobby" not in events(bob, "rooms")[-1][1]["rooms"]
+    alice.emit("room message", {"room": "lobby", "text": "bob is gone"})
+    assert events(bob) == []
+    assert bob.emit("leave", {"room": "lobby"}, callback=True) == {"error": "you are not in lobby"}
+
+
+def test_disconnecting_removes_a_client_from_its_rooms(chapter, sign_in):
+    alice, bob = sign_in("alice"), sign_in("bob")
+    bob.emit("join", {"room": "lobby"})
+    bob_sid = sid(bob)
+    bob.disconnect()
+    manager = chapter.socketio.server.manager
+    assert all(bob_sid not in dict(manager.get_participants("/", room)) for room in ("lobby", "user:bob", bob_sid))
+    assert alice.emit("private message", {"to": "bob", "text": "anyone?"}, callback=True) == {"sent": True}
+
+
+def test_close_room_removes_and_tells_everyone(sign_in):
+    alice, bob, carol = sign_in("alice"), sign_in("bob"), sign_in("carol")
+    join("lobby", alice, bob)
+    bob.emit("close room", {"room": "lobby"})
+    for member in (alice, bob):
+        closed, rooms = events(member)
+        assert closed == ("message", "bob closed the room lobby.")
+        assert rooms[0] == "rooms" and "lobby" not in rooms[1]["rooms"]
+    assert events(carol) == []
+    assert alice.emit("room message", {"room": "lobby", "text": "hello?"}, callback=True) == {
+        "error": "join lobby before you speak in it"}
+    assert carol.emit("close room", {"room": "lobby"}, callback=True) == {"error": "you are not in lobby"}
+
+
+# Live server ------------------------------------------------------------------------------------
+# Events to one connection leave in order, and a call returns once the handler's emits are queued:
+# so what a client receives before a later notification proves what it did not receive.
+
+def test_live_connection_without_a_name_is_refused(connect):
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(auth={"username": "not a name"})
+
+
+def test_live_private_message_reaches_both_tabs_of_its_user_only(log_in):
+    alice, bob_tab1, bob_tab2, carol = log_in("alice"), log_in("bob"), log_in("bob"), log_in("carol")
+    assert alice.call("private message", {"to": "bob", "text": "hi bob"}, timeout=5) == {"sent": True}
+    for tab in (bob_tab1, bob_tab2):
+        assert tab.receive(timeout=5) == ["notification", {"from": "alice", "text": "hi bob"}]
+    alice.call("private message", {"to": "carol", "text": "and you?"}, timeout=5)
+    assert receive_until(carol, "notification") == [["notification", {"from": "alice", "text": "and you?"}]]
+
+
+@pytest.mark.parametrize("target", ["user:bob", "bob's sid"])
+def test_live_cannot_join_another_users_rooms(log_in, target):
+    mallory, alice, bob = log_in("mallory"), log_in("alice"), log_in("bob")
+    room = bob.sid if target == "bob's sid" else target
+    assert "error" in mallory.call("join", {"room": room}, timeout=5)
+    alice.call("private message", {"to": "bob", "text": "secret"}, timeout=5)
+    alice.call("private message", {"to": "mallory", "text": "sentinel"}, timeout=5)
+    assert [name for name, *_ in receive_until(mallory, "notification")] == ["bad_input", "notification"]
+    assert receive_until(bob, "notification") == [["notification", {"from": "alice", "text": "secret"}]]
+
+
+@pytest.mark.parametrize("how", ["leave", "disconnect"])
+def test_live_leaving_or_disconnecting_stops_room_messages(log_in, how):
+    alice, bob = log_in("alice"), log_in("bob")
+    alice.call("join", {"room": "lobby"}, timeout=5)
+    bob.call("join", {"room": "lobby"}, timeout=5)
+    assert receive_until(alice, "message")[-1] == ["message", "alice has entered the room."]
+    assert receive_until(alice, "message")[-1] == ["message", "bob has entered the room."]
+    if how == "leave":
+        bob.call("leave", {"room": "lobby"}, timeout=5)
+        assert receive_until(alice, "message")[-1] == ["message", "bob has left the room."]
+    else:
+        bob.disconnect()
+        bob = log_in("bob")  # the same user on a new connection
+    assert alice.call("room message", {"room": "lobby", "text": "still here?"}, timeout=5) == {"sent": True}
+    alice.call("private message", {"to": "bob", "text": "sentinel"}, timeout=5)
+    assert "room message" not in [name for name, *_ in receive_until(bob, "notification")]
+
+
+def test_live_close_room_tells_and_removes_everyone(log_in):
+    alice, bob = log_in("alice"), log_in("bob")
+    for member in (alice, bob):
+        member.call("join", {"room": "lobby"}, timeout=5)
+    bob.call("close room", {"room": "lobby"}, timeout=5)
+    for member, username in ((alice, "alice"), (bob, "bob")):
+        receive_until(member, "rooms")  # the list after joining
+        assert receive_until(member, "rooms")[-2:] == [
+            ["message", "bob closed the room lobby."], ["rooms", {"rooms": [member.sid, f"user:{username}"]}]]
+
+
+# Browser ----------------------------------------------------------------------------------------
+
+def room_form(page, room, button):
+    """Type a room name and press Join, Leave or Close room."""
+    page.fill("#room", room)
+    page.click(f"#room-form button:text('{button}')")
+
+
+def say(page, room, text):
+    """Send a message to a room from the page."""
+    page.fill("#room", room)
+    page.fill("#say-text", text)
+    page.click("#say button")
+
+
+def notify(page, to, text):
+    """Send a private message from the page and wait until the server has taken it."""
+    page.fill("#to", to)
+    page.fill("#private-text", text)
+    page.locator("#sent").evaluate("output => output.textContent = ''")
+    page.click("#private button")
+    expect(page.locator("#sent")).to_have_text("sent")
+
+
+def test_page_refuses_to_connect_without_a_name(open_page):
+    page = open_page(websocket=False)
+    page.click("#sign-in button")
+    expect(page.locator("#status")).to_have_text(
+        "refused: connect with auth {username}: 1-20 letters, digits, '-' or '_'")
+
+
+def test_page_shows_its_sid_room_and_private_room(page_as):
+    page = page_as("alice")
+    sid = page.evaluate("socket.id")
+    expect(page.locator("#rooms li")).to_have_text([f"{sid} (your sid room)", "user:alice (your private room)"])
+    room_form(page, "lobby", "Join")
+    expect(page.locator("#rooms li")).to_have_count(3)
+    expect(page.locator("#rooms li").nth(2)).to_have_text("lobby")
+    room_form(page, "lobby", "Leave")
+    expect(page.locator("#rooms li")).to_have_count(2)
+
+
+def test_private_message_reaches_both_pages_of_b_only(page_as):
+    a, b1, b2, c = page_as("alice"), page_as("bob"), page_as("bob"), page_as("carol")
+    notify(a, "bob", "lunch?")
+    for b in (b1, b2):
+        expect(b.locator("#toast")).to_be_visible()
+        expect(b.locator("#toast")).to_have_text("alice: lunch?")
+        expect(b.locator("#badge")).to_have_text("1")
+    notify(a, "carol", "sentinel")
+    expect(c.locator("#notifications li")).to_have_text(["from alice: sentinel"])
+    expect(a.locator("#badge")).to_have_text("0")
+    expect(a.locator("#toast")).to_be_hidden()
+
+
+def test_room_message_reaches_only_the_room(page_as):
+    a, b, c = page_as("alice"), page_as("bob"), page_as("carol")
+    for page in (a, b):
+        room_form(page, "lobby", "Join")
+    expect(a.locator("#room-log li")).to_have_text(["alice has entered the room.", "bob has entered the room."])
+    say(b, "lobby", "hello room")
+    for page in (a, b):
+        expect(page.locator("#room-log li").last).to_have_text("[lobby] bob: hello room")
+    notify(a, "carol", "sentinel")
+    expect(c.locator("#notifications li")).to_have_count(1)
+    expect(c.locator("#room-log li")).to_have_count(0)
+
+
+def test_close_room_button_empties_the_room(page_as):
+    a, b = page_as("alice"), page_as("bob")
+    for page in (a, b):
+        room_form(page, "lobby", "Join")
+    room_form(b, "lobby", "Close room")
+    for page in (a, b):
+        expect(page.locator("#room-log li").last).to_have_text("bob closed the room lobby.")
+        expect(page.locator("#rooms li")).to_have_count(2)
+
+
+def test_page_shows_why_a_private_room_cannot_be_joined(page_as):
+    page = page_as("mallory")
+    room_form(page, "user:bob", "Join")
+    expect(page.locator("#errors li")).to_have_text(
+        ["join: user:… rooms are private: the server alone puts each user in their own"])
+
+
+def test_user_text_is_never_html(page_as):
+    a, b = page_as("alice"), page_as("bob")
+    for page in (a, b):
+        room_form(page, "lobby", "Join")
+    notify(a, "bob", XSS)
+    say(a, "lobby", XSS)
+    expect(b.locator("#toast")).to_have_text(f"alice: {XSS}")
+    expect(b.locator("#room-log li").last).to_have_text(f"[lobby] alice: {XSS}")
+    assert b.locator("img").count() == 0
+    assert b.evaluate("window.pwned") is None
