@@ -1,6 +1,7 @@
 """Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
 import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import subprocess
 import sys
@@ -124,8 +125,16 @@ def connect():
         return sio
 
     yield connect
-    for sio in clients:
-        sio.disconnect()
+    # Against a threading-mode server each disconnect waits ~3 s for the WebSocket
+    # closing handshake: let them wait together.
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(socketio.SimpleClient.disconnect, clients))
+
+
+@pytest.fixture
+def log_in_over_http():
+    """Log a user in through the login form without connecting: afterwards they are known, and offline."""
+    return lambda server, user: session_cookie(server.url, user)
 
 
 @pytest.fixture
@@ -185,3 +194,39 @@ def nginx(servers):
         yield proxy.start()
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Open the page at a URL as a logged-in user, each call in a fresh browser context.
+
+    Like the root fixture, for several local addresses (two processes, nginx): the page
+    may only reach 127.0.0.1, must raise no JavaScript error, and must end up on WebSocket.
+    """
+    contexts, foreign, errors = [], [], []
+
+    def guard(route):
+        if route.request.url.startswith("http://127.0.0.1:"):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    def open_page(url, user):
+        context = browser.new_context()
+        contexts.append(context)
+        context.route("**/*", guard)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(error))
+        page.on("websocket", lambda ws: ws.url.startswith("ws://127.0.0.1:") or foreign.append(ws.url))
+        page.goto(url)
+        page.fill("#name", user)
+        page.click("#login button")
+        page.wait_for_function("() => typeof socket !== 'undefined' && socket.io.engine?.transport.name === 'websocket'", timeout=5000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not foreign, f"the page reached beyond the local servers: {foreign}"
+    assert not errors, f"JavaScript errors on the page: {errors}"

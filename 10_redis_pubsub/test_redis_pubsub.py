@@ -234,10 +234,10 @@ def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish,
                                                 "at": pytest.approx(time.time(), abs=5)}
 
 
-def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, name, publish):
+def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, publish):
     alice, bob = name("alice"), name("bob")
     sender = connect(servers[0], alice)
-    connect(servers[1], bob).disconnect()  # bob logged in once, then left
+    log_in_over_http(servers[1], bob)
     for text in ("one", "two", "three"):
         assert "id" in sender.call("send_notification", {"to": bob, "text": text}, timeout=5)
     tab = connect(servers[1], bob)
@@ -297,3 +297,39 @@ def test_redis_restarts_mid_test_nothing_acknowledged_is_lost(durable_redis, sta
                                                 "at": pytest.approx(time.time(), abs=5)}
     fresh = connect(server, bob)
     assert [next_event(fresh, "notification")["text"] for _ in range(2)] == ["before", "after"]
+
+
+# In the browser: two users on two processes, and one behind nginx.
+
+def test_two_users_on_two_processes_in_the_browser(servers, open_page, name):
+    alice, bob = name("alice"), name("bob")
+    bob_page, alice_page = open_page(servers[1].url, bob), open_page(servers[0].url, alice)
+    expect(bob_page.locator("#status")).to_have_text(f"connected as {bob}")
+    alice_page.fill("#to", bob)
+    alice_page.fill("#text", "<b>hi</b> bob")
+    alice_page.click("#send button")
+    expect(alice_page.locator("#send-result")).to_have_text("sent as #1")
+    expect(bob_page.locator("#notifications li")).to_have_text([f"#1 {alice}: <b>hi</b> bob"])
+    expect(bob_page.locator("#unread")).to_have_text("1")
+
+    bob_page.click("#mark-read")
+    expect(bob_page.locator("#unread")).to_have_text("0")
+    bob_page.reload()  # the read mark is in Redis, not in the page
+    expect(bob_page.locator("#notifications li")).to_have_count(1)
+    expect(bob_page.locator("#notifications li.unread")).to_have_count(0)
+
+    alice_page.fill("#to", "nobody-ever")
+    alice_page.fill("#text", "anyone there?")
+    alice_page.click("#send button")
+    expect(alice_page.locator("#send-result")).to_have_text("not sent: nobody called 'nobody-ever' has logged in yet")
+
+
+def test_a_page_behind_nginx_gets_notifications_from_both_processes(servers, nginx, open_page, connect, name):
+    alice, bob = name("alice"), name("bob")
+    page = open_page(nginx.url, bob)  # polling first, then the WebSocket upgrade, both through nginx
+    expect(page.locator("#status")).to_have_text(f"connected as {bob}")
+    for number, server in enumerate(servers, start=1):
+        connect(server, alice).call("send_notification", {"to": bob, "text": f"from {server.port}"}, timeout=5)
+    expect(page.locator("#notifications li")).to_have_text(
+        [f"#2 {alice}: from {servers[1].port}", f"#1 {alice}: from {servers[0].port}"])
+    expect(page.locator("#unread")).to_have_text("2")
