@@ -26,6 +26,7 @@ class HubProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.args, self.env = args, {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = None
+        self.family = set()  # the chapters and their helpers, as last seen
         self.log = tempfile.TemporaryFile(mode="w+", prefix="hub-")
 
     def __enter__(self):
@@ -42,6 +43,7 @@ class HubProcess:
                 with urllib.request.urlopen(f"{self.url}/api/chapters", timeout=1) as response:
                     chapters = json.load(response)
                 if all(chapter["status"] in ("running", "failed") for chapter in chapters):
+                    self.family.update(psutil.Process(self.process.pid).children(recursive=True))
                     return chapters
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass  # not listening yet
@@ -64,14 +66,19 @@ class HubProcess:
         return self.log.read()
 
     def __exit__(self, *exc_info):
-        # A failed test must not leave a hub or its chapters behind: Ctrl-C, then kill what lingers.
         if self.process.poll() is None:
-            hub = psutil.Process(self.process.pid)
-            family = [hub, *hub.children(recursive=True)]
-            hub.send_signal(signal.SIGINT)
-            for process in psutil.wait_procs(family, timeout=20)[1]:
-                process.kill()
-        self.process.wait()
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        # Even a broken hub must not leave chapters behind: Ctrl-C whatever of its family survived it, then kill.
+        survivors = [process for process in self.family if process.is_running()]
+        for process in survivors:
+            process.send_signal(signal.SIGINT)
+        for process in psutil.wait_procs(survivors, timeout=10)[1]:
+            process.kill()
         self.log.close()
 
 

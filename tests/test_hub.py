@@ -51,6 +51,17 @@ def test_a_chapter_opens_through_the_hub_and_works(open_hub_page):
     expect(popup.value.locator("#greeting")).to_have_text(GREETING)
 
 
+def test_a_chapter_that_died_is_shown_failed_and_starts_again_when_opened(hub, open_hub_page):
+    page = open_hub_page()
+    [chapter] = [child for child in psutil.Process(hub.process.pid).children() if child.cwd() == str(CHAPTERS[0])]
+    chapter.kill()
+    expect(page.locator("#chapter-01 .status")).to_have_text("failed")
+    with page.expect_popup() as popup:
+        page.locator("#chapter-01 .open").click()
+    expect(popup.value.locator("#greeting")).to_have_text(GREETING)
+    expect(page.locator("#chapter-01 .status")).to_have_text("running")
+
+
 @pytest.mark.parametrize("index", range(min(2, len(CHAPTERS))), ids=[c.name for c in CHAPTERS[:2]])
 @pytest.mark.parametrize("path", ["app.py", "templates/index.html"])
 def test_the_diff_highlights_what_changed_since_the_previous_chapter(open_hub_page, index, path):

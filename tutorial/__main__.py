@@ -1,11 +1,19 @@
 """Run the tutorial: every chapter from one classroom hub page, or one chapter as a learner would.
 
-  python -m tutorial              the hub on http://127.0.0.1:5000 (PORT): every chapter running,
-                                  its notes title, live status, diff against the previous chapter,
-                                  README, and an A|B view for two-window demos; Ctrl-C stops it all
-  python -m tutorial hub --lan    the same for a classroom network (debugger off; anyone on it can connect)
-  python -m tutorial run 05       one chapter, in the foreground
+  make run  |  python -m tutorial
+      The hub on http://127.0.0.1:5000 (PORT). Every chapter starts at once, each as its own
+      process on its own port (PORT+NN when free). The page lists them with their notes titles
+      and live status, shows what each adds to the previous one (app.py and template diffs,
+      README), and opens one in two frames, A | B, for two-window demos.
+      Ctrl-C stops the hub and every chapter.
+  make run LAN=1  |  python -m tutorial hub --lan
+      The same on all interfaces, for a classroom network: prints the address students open.
+      The chapters' debugger is forced off (FLASK_DEBUG is refused). Anyone on the network can connect.
+  make run CHAPTER=05  |  python -m tutorial run 05
+      One chapter, in the foreground.
 
+A | B frames share the browser's cookies: where a chapter signs users in with a cookie (chapter 10),
+open the second user in another browser or a private window.
 PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
 """
 import argparse
