@@ -1,0 +1,92 @@
+"""09 · Testing: the notes' test page, working, and how to test and debug it (notes: 测试)."""
+import os
+
+from flask import Flask, current_app, redirect, render_template, request, session, url_for
+from flask_socketio import SocketIO, call, emit
+from socketio import exceptions
+
+socketio = SocketIO()
+MAX_TEXT = 500
+MAX_NAME = 30
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
+                            SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30)
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
+    verbose = app.config["SOCKETIO_LOGGER"]
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], logger=verbose, engineio_logger=verbose)
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"))
+
+    @app.post("/login")
+    def login():
+        """Remember a name in the session cookie: no password, just enough to test a logged-in user."""
+        username = request.form.get("username", "").strip()
+        if not 1 <= len(username) <= MAX_NAME:
+            return f"username: 1 to {MAX_NAME} characters", 400
+        session["username"] = username
+        return redirect(url_for("index"))
+
+    return app
+
+
+def valid_text(text):
+    """Whether ``text`` is the kind of text this app accepts from a client."""
+    return isinstance(text, str) and text.strip() != "" and len(text) <= MAX_TEXT
+
+
+def bad_input(event):
+    """Tell the sender its ``event`` carried bad data; the return value is the error acknowledgement."""
+    error = f"expected text of 1 to {MAX_TEXT} characters"
+    emit("bad_input", {"event": event, "error": error})
+    return {"error": error}
+
+
+def respond(text):
+    """Send ``my_response`` to the sender, with the session's user name (``None`` if not logged in)."""
+    emit("my_response", {"data": text, "username": session.get("username")})
+
+
+@socketio.on("connect", namespace="/test")
+def test_connect():
+    """Greet the connection by the name in its session cookie (set by ``/login``), as the page expects."""
+    respond("Connected")
+
+
+@socketio.on("my_event", namespace="/test")
+def handle_my_custom_event(data=None):
+    """Echo ``data`` back to the sender; acknowledge with the status, or with the error."""
+    text = data.get("data") if isinstance(data, dict) else None
+    if not valid_text(text):
+        return bad_input("my_event")
+    respond(text.strip())
+    return {"status": "echoed"}
+
+
+@socketio.on("ask_me", namespace="/test")
+def ask_me(*ignored):
+    """Ask the sender a question and wait for its acknowledgement: a server → client call."""
+    try:
+        answer = call("question", {"question": "What is your favourite colour?"},
+                      timeout=current_app.config["ANSWER_TIMEOUT"])
+    except exceptions.TimeoutError:
+        respond("No answer in time")
+        return
+    if not valid_text(answer):
+        bad_input("question")
+        return
+    respond(f"You answered: {answer.strip()}")
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)

@@ -1,0 +1,250 @@
+"""Chapter 09: how to test a Flask-SocketIO app, one level at a time. Read it top to bottom.
+
+1. In-process: Flask-SocketIO's test client calls the handlers directly; fast, no network.
+2. Live: ``app.py`` runs as a real server; real ``socketio`` clients talk to it over WebSocket.
+3. Browser: the page itself, in headless Chromium driven by Playwright.
+
+The fixtures (``app``, ``server``, ``connect``, ``open_page``) come from the root conftest.py;
+``verbose_server`` from this folder's conftest.py.
+"""
+import http.cookiejar
+import queue
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+import socketio
+from playwright.sync_api import expect
+
+BAD_PAYLOADS = [None, "plain text", {}, {"data": 42}, {"data": "   "}, {"data": "x" * 501}]
+BAD_INPUT = {"event": "my_event", "error": "expected text of 1 to 500 characters"}
+XSS = '<img src=x onerror="window.pwned=1">'
+
+
+# 1. In-process: the test client. Every emit runs the handler at once, in this thread.
+
+@pytest.fixture
+def sio(chapter, app):
+    """A test client connected to /test, its greeting already read."""
+    client = chapter.socketio.test_client(app, namespace="/test")
+    client.get_received("/test")
+    return client
+
+
+def test_connect_greets_the_page(chapter, app):
+    client = chapter.socketio.test_client(app, namespace="/test")
+    assert client.is_connected("/test")
+    # get_received() returns (and forgets) everything the server sent to this client so far.
+    assert client.get_received("/test") == [
+        {"name": "my_response", "args": [{"data": "Connected", "username": None}], "namespace": "/test"}]
+
+
+def test_my_event_is_echoed_and_acknowledged(sio):
+    # callback=True asks for an acknowledgement: emit() returns what the handler returned.
+    assert sio.emit("my_event", {"data": " hello "}, namespace="/test", callback=True) == {"status": "echoed"}
+    [echo] = sio.get_received("/test")
+    assert echo["args"] == [{"data": "hello", "username": None}]
+
+
+def test_disconnect(sio):
+    sio.disconnect(namespace="/test")
+    assert not sio.is_connected("/test")
+
+
+def test_a_logged_in_user(chapter, app):
+    # The Flask test client logs in over HTTP; its cookie goes with the Socket.IO connection.
+    http = app.test_client()
+    assert http.post("/login", data={"username": "alice"}).status_code == 302
+    client = chapter.socketio.test_client(app, namespace="/test", flask_test_client=http)
+    assert client.get_received("/test")[0]["args"] == [{"data": "Connected", "username": "alice"}]
+    assert 'Logged in as <b id="username">alice</b>' in http.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["", "   ", "x" * 31])
+def test_login_refuses_bad_names(app, username):
+    assert app.test_client().post("/login", data={"username": username}).status_code == 400
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS)
+def test_bad_input_gets_a_clear_error(sio, payload):
+    assert sio.emit("my_event", payload, namespace="/test", callback=True) == {"error": BAD_INPUT["error"]}
+    assert sio.get_received("/test") == [{"name": "bad_input", "args": [BAD_INPUT], "namespace": "/test"}]
+
+
+def test_the_test_client_cannot_answer_the_server(sio):
+    # The server's call() waits for the client's acknowledgement. The test client runs handlers
+    # synchronously and never acknowledges, so python-socketio refuses: test this live (below).
+    with pytest.raises(RuntimeError, match="Cannot use call"):
+        sio.emit("ask_me", namespace="/test")
+
+
+def test_the_page_is_the_notes_page_made_safe(app):
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "Flask-SocketIO Test" in page
+    assert '<b id="async-mode">threading</b>' in page
+    assert "vendor/socket.io.min.js" in page
+    assert "//cdnjs" not in page and "jquery" not in page
+
+
+# 2. Live: a real server process (once per async mode) and real clients over WebSocket.
+
+def test_echo_over_websocket(connect):
+    sio = connect("/test")  # a socketio.SimpleClient
+    assert sio.receive(timeout=5) == ["my_response", {"data": "Connected", "username": None}]
+    assert sio.call("my_event", {"data": "hello"}, timeout=5) == {"status": "echoed"}
+    assert sio.receive(timeout=5) == ["my_response", {"data": "hello", "username": None}]
+
+
+def log_in(url, username):
+    """Log in over HTTP as a browser would; return the Cookie header the session lives in."""
+    cookies = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
+    browser.open(f"{url}/login", urllib.parse.urlencode({"username": username}).encode())
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in cookies)
+
+
+def test_a_logged_in_user_over_websocket(server):
+    with socketio.SimpleClient() as sio:
+        sio.connect(server.url, namespace="/test", headers={"Cookie": log_in(server.url, "alice")},
+                    transports=["websocket"], wait_timeout=5)
+        assert sio.receive(timeout=5) == ["my_response", {"data": "Connected", "username": "alice"}]
+
+
+def test_simple_client_acknowledges_with_nothing(connect):
+    # SimpleClient acknowledges every event automatically, with no value: it cannot answer.
+    sio = connect("/test")
+    sio.receive(timeout=5)
+    sio.emit("ask_me")
+    assert sio.receive(timeout=5) == ["question", {"question": "What is your favourite colour?"}]
+    assert sio.receive(timeout=5) == ["bad_input", {"event": "question", "error": BAD_INPUT["error"]}]
+
+
+def ask_the_server_to_ask(url, answer):
+    """Connect a full ``socketio.Client`` whose ``question`` handler is ``answer``; return its responses."""
+    client = socketio.Client()
+    responses = queue.Queue()
+    client.on("my_response", lambda message: responses.put(message["data"]), namespace="/test")
+    client.on("question", answer, namespace="/test")  # its return value is the acknowledgement
+    client.connect(url, namespaces=["/test"], transports=["websocket"], wait_timeout=5)
+    assert responses.get(timeout=5) == "Connected"
+    client.emit("ask_me", namespace="/test")
+    return client, responses
+
+
+def test_a_real_client_answers_the_server(server):
+    client, responses = ask_the_server_to_ask(server.url, lambda message: "blue")
+    try:
+        assert responses.get(timeout=5) == "You answered: blue"
+    finally:
+        client.disconnect()
+
+
+def test_a_question_nobody_answers_in_time(verbose_server):
+    # A slow user: the handler holds its answer until the server (1 s timeout here) has given up.
+    gave_up = threading.Event()
+    client, responses = ask_the_server_to_ask(verbose_server.url, lambda message: gave_up.wait(5) and "late")
+    try:
+        assert responses.get(timeout=5) == "No answer in time"
+    finally:
+        gave_up.set()
+        client.disconnect()
+
+
+def wait_for_output(server, text, timeout=5):
+    """Poll the server's output until ``text`` shows up; return whether it did."""
+    deadline = time.monotonic() + timeout
+    while text not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.05)  # not synchronisation: the pause between two polls
+    return text in server.output()
+
+
+def test_socketio_logger_shows_every_event_and_packet(verbose_server, server, connect):
+    with socketio.SimpleClient() as sio:
+        sio.connect(verbose_server.url, namespace="/test", transports=["websocket"], wait_timeout=5)
+        sio.call("my_event", {"data": "log me"}, timeout=5)
+        assert wait_for_output(verbose_server, f'received event "my_event" from {sio.sid} [/test]')  # logger
+        assert wait_for_output(verbose_server, 'Sending packet MESSAGE data 2/test,["my_response",'
+                                               '{"data":"log me","username":null}]')  # engineio_logger
+    # Off by default: the ordinary server said nothing of the kind about the same traffic.
+    connect("/test").call("my_event", {"data": "quiet"}, timeout=5)
+    assert "received event" not in server.output()
+    assert "Sending packet" not in server.output()
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS[:2])
+def test_bad_input_over_websocket(connect, payload):
+    sio = connect("/test")
+    sio.receive(timeout=5)
+    assert sio.call("my_event", payload, timeout=5) == {"error": BAD_INPUT["error"]}
+    assert sio.receive(timeout=5) == ["bad_input", BAD_INPUT]
+
+
+# 3. Browser: the page in headless Chromium. expect(...) waits until the page gets there.
+
+def test_page_greets_echoes_and_names_the_async_mode(open_page, server):
+    page = open_page()
+    expect(page).to_have_title("09 · Testing")
+    expect(page.locator("#async-mode")).to_have_text(server.async_mode)
+    expect(page.locator("#log")).to_contain_text("Received: Connected")  # the notes' page never showed it
+    expect(page.locator("#log")).to_contain_text("Received: I'm connected!")
+    page.fill("#emit_data", "hello")
+    page.click("#emit button")
+    expect(page.locator("#log li").last).to_have_text("Received: hello")
+
+
+def test_page_logs_in(open_page):
+    page = open_page()
+    page.fill("#login-name", "alice")
+    page.click("#login button")
+    expect(page.locator("#username")).to_have_text("alice")
+    expect(page.locator("#log")).to_contain_text("Received: Connected (alice)")
+
+
+def test_page_answers_the_server(open_page):
+    page = open_page()
+    expect(page.locator("#log")).to_contain_text("Received: Connected")
+    page.click("#ask")
+    expect(page.locator("#question")).to_have_text("What is your favourite colour?")
+    page.fill("#answer-text", "green")
+    page.click("#answer button")
+    expect(page.locator("#log li").last).to_have_text("Received: You answered: green")
+
+
+def test_user_text_is_shown_not_run(open_page):
+    page = open_page()
+    expect(page.locator("#log")).to_contain_text("Received: Connected")
+    page.fill("#emit_data", XSS)
+    page.click("#emit button")
+    expect(page.locator("#log li").last).to_have_text(f"Received: {XSS}")
+    expect(page.locator("#log img")).to_have_count(0)
+    assert page.evaluate("window.pwned") is None
+
+
+def test_page_shows_bad_input(open_page):
+    page = open_page()
+    expect(page.locator("#log")).to_contain_text("Received: Connected")
+    page.evaluate("socket.emit('my_event', {data: 42})")
+    expect(page.locator("#errors")).to_have_text("my_event: expected text of 1 to 500 characters")
+
+
+def test_the_frames_dev_tools_show(open_page):
+    # What Network → WS → Messages shows, read by the test instead of by you.
+    page = open_page()
+    frames = []
+    page.on("websocket", lambda ws: (ws.on("framesent", lambda text: frames.append(("sent", text))),
+                                     ws.on("framereceived", lambda text: frames.append(("received", text)))))
+    page.reload()  # a new connection, watched from its first frame
+    expect(page.locator("#log")).to_contain_text("Received: I'm connected!")
+    page.fill("#emit_data", "hello frames")
+    page.click("#emit button")
+    expected = [
+        ("sent", "2probe"), ("received", "3probe"), ("sent", "5"),  # the upgrade from polling
+        ("sent", '42/test,["my_event",{"data":"hello frames"}]'),
+        ("received", '42/test,["my_response",{"data":"hello frames","username":null}]'),
+    ]
+    deadline = time.monotonic() + 5
+    while not all(frame in frames for frame in expected) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # a poll: lets Playwright deliver the frame events
+    assert [frame for frame in frames if frame in expected] == expected
