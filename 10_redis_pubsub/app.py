@@ -48,19 +48,19 @@ def create_app(**settings):
     @app.get("/")
     def index():
         return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app), user=session.get("user"))
+                               client_version=installed_client_version(app), username=session.get("username"))
 
     @app.post("/login")
     def login():
         """Remember who this browser is (a signed session cookie) and make them a known recipient."""
         try:
-            name = store.check_name(request.form.get("name", "").strip())
+            name = store.check_name(request.form.get("username", "").strip())
             store.register(app.extensions["redis"], name)
         except ValueError as error:
             return login_failed(app, str(error), 400)
         except redis.RedisError:
             return login_failed(app, UNAVAILABLE, 503)
-        session["user"] = name
+        session["username"] = name
         return redirect(url_for("index"))
 
     @app.post("/logout")
@@ -82,7 +82,7 @@ def installed_client_version(app):
 def login_failed(app, error, status):
     """The login form again, saying why."""
     return render_template("index.html", async_mode=socketio.async_mode,
-                           client_version=installed_client_version(app), user=None, error=error), status
+                           client_version=installed_client_version(app), username=None, error=error), status
 
 
 def start_private_redis():
@@ -169,7 +169,7 @@ def forward_notifications(redis_url):
 @socketio.on("connect")
 def sign_in(auth):
     """Admit only a logged-in user, put the connection in that user's room, and send what it missed."""
-    name = session.get("user")
+    name = session.get("username")
     if name is None:
         raise ConnectionRefusedError("log in first")
     # The room comes from the signed session cookie, never from anything the client sends.
@@ -189,7 +189,7 @@ def sync(data):
         after = last_seen(data)
     except ValueError as error:
         return reject("sync", str(error))
-    replayed = catch_up(session["user"], after)
+    replayed = catch_up(session["username"], after)
     return {"error": UNAVAILABLE} if replayed is None else {"replayed": replayed}
 
 
@@ -200,7 +200,7 @@ def send_notification(data):
         return reject("send_notification", "send an object {to, text}")
     try:
         notification = store.store_and_publish(current_app.extensions["redis"], data.get("to"),
-                                               session["user"], data.get("text"))
+                                               session["username"], data.get("text"))
     except ValueError as error:
         return reject("send_notification", str(error))
     except redis.RedisError:
@@ -214,7 +214,7 @@ def mark_read(data):
     up_to = data.get("up_to") if isinstance(data, dict) else None
     if type(up_to) is not int or up_to < 0:
         return reject("mark_read", "'up_to' must be a whole number, 0 or more")
-    name = session["user"]
+    name = session["username"]
     try:
         mark = store.mark_read(current_app.extensions["redis"], name, up_to)
     except redis.RedisError:

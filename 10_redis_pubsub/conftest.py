@@ -64,7 +64,7 @@ def log_in(chapter, app):
 
     def log_in(user, auth=None):
         http = app.test_client()
-        assert http.post("/login", data={"name": user}).status_code == 302
+        assert http.post("/login", data={"username": user}).status_code == 302
         sio = chapter.socketio.test_client(app, flask_test_client=http, auth=auth)
         clients.append(sio)
         return sio
@@ -107,7 +107,7 @@ def start_servers():
 
 def session_cookie(url, user):
     """Log ``user`` in through the login form and return the signed session cookie."""
-    response = requests.post(f"{url}/login", data={"name": user}, allow_redirects=False, timeout=5)
+    response = requests.post(f"{url}/login", data={"username": user}, allow_redirects=False, timeout=5)
     assert response.status_code == 302, response.text
     return response.cookies["session"]
 
@@ -220,7 +220,7 @@ def open_page(browser):
         page.on("pageerror", lambda error: errors.append(error))
         page.on("websocket", lambda ws: ws.url.startswith("ws://127.0.0.1:") or foreign.append(ws.url))
         page.goto(url)
-        page.fill("#name", user)
+        page.fill("#username", user)
         page.click("#login button")
         page.wait_for_function("() => typeof socket !== 'undefined' && socket.io.engine?.transport.name === 'websocket'", timeout=5000)
         return page

@@ -1,12 +1,16 @@
 """Chapter 10: notifications through Redis reach the right user's tabs in any process, and none is lost."""
+import re
+import signal
 import time
 
+import psutil
 import pytest
 import redis
 import requests
 from playwright.sync_api import expect
 
 from private_redis import PrivateRedis
+from tutorial import ASYNC_MODES
 
 LONG = "x" * 501
 
@@ -45,7 +49,7 @@ def test_the_page_asks_for_a_name_then_remembers_it(app, name):
     http = app.test_client()
     assert 'id="login"' in http.get("/").get_data(as_text=True)
     user = name("ann")
-    assert http.post("/login", data={"name": user}).status_code == 302
+    assert http.post("/login", data={"username": user}).status_code == 302
     page = http.get("/").get_data(as_text=True)
     assert f'<b id="user">{user}</b>' in page and 'id="login"' not in page
     http.post("/logout")
@@ -55,7 +59,7 @@ def test_the_page_asks_for_a_name_then_remembers_it(app, name):
 @pytest.mark.parametrize("bad", ["", "two words", "x" * 33, "<script>", "a:b"])
 def test_login_refuses_a_bad_name(app, bad):
     http = app.test_client()
-    response = http.post("/login", data={"name": bad})
+    response = http.post("/login", data={"username": bad})
     assert response.status_code == 400
     assert "a name is 1 to 32 letters" in response.get_data(as_text=True)
     assert 'id="login"' in http.get("/").get_data(as_text=True)
@@ -168,7 +172,7 @@ def test_pages_load_and_say_so_while_redis_is_down(chapter, name):
                              MESSAGE_QUEUE=False)
     http = app.test_client()
     assert http.get("/").status_code == 200
-    response = http.post("/login", data={"name": name("ann")})
+    response = http.post("/login", data={"username": name("ann")})
     assert response.status_code == 503
     assert "notifications unavailable: cannot reach Redis" in response.get_data(as_text=True)
     down.remove()
@@ -178,7 +182,7 @@ def test_a_logged_in_page_still_connects_and_shows_redis_is_down(chapter, durabl
     app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=durable_redis.url,
                              MESSAGE_QUEUE=False)
     http = app.test_client()
-    http.post("/login", data={"name": name("ann")})
+    http.post("/login", data={"username": name("ann")})
     durable_redis.stop()
     assert 'id="bell"' in http.get("/").get_data(as_text=True)
     tab = chapter.socketio.test_client(app, flask_test_client=http)
@@ -202,7 +206,7 @@ def test_a_logged_in_page_still_connects_and_shows_redis_is_down(chapter, durabl
 ])
 def test_the_publisher_fails_loudly(app, publish, name, args, url, code, error):
     recipient = name("bob")
-    app.test_client().post("/login", data={"name": recipient})
+    app.test_client().post("/login", data={"username": recipient})
     args = [recipient if a == "RECIPIENT" else a for a in args]
     result = publish(*args) if url is None else publish(*args, url=url)
     assert (result.returncode, result.stdout) == (code, "")
@@ -272,7 +276,26 @@ def test_marking_read_updates_every_tab_in_every_process(servers, connect, name,
         assert next_event(tab, "read") == {"read_up_to": 1}
 
 
-@pytest.mark.parametrize("async_mode", ["threading", "eventlet"])
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
+def test_without_redis_url_the_app_runs_its_own_redis_and_says_how_to_share_it(start_servers, connect, name,
+                                                                               async_mode):
+    [first] = start_servers(1, async_mode, "")
+    shared = re.search(r"REDIS_URL=(\S+) PORT=5001 python app.py", first.output()).group(1)
+    [private] = psutil.Process(first.process.pid).children()
+    assert private.name() == "redis-server"
+    [second] = start_servers(1, async_mode, shared)
+    alice, bob = name("alice"), name("bob")
+    tab = connect(second, bob)
+    connect(first, alice).call("send_notification", {"to": bob, "text": "one Redis, two servers"}, timeout=5)
+    assert next_event(tab, "notification")["text"] == "one Redis, two servers"
+
+    first.process.send_signal(signal.SIGTERM)  # to app.py alone: it must stop its Redis itself
+    first.process.wait(10)
+    private.wait(10)
+    assert not psutil.pid_exists(private.pid)
+
+
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
 def test_redis_restarts_mid_test_nothing_acknowledged_is_lost(durable_redis, start_servers, connect, name, publish,
                                                              async_mode):
     alice, bob = name("alice"), name("bob")
@@ -317,6 +340,18 @@ def test_two_users_on_two_processes_in_the_browser(servers, open_page, name):
     bob_page.reload()  # the read mark is in Redis, not in the page
     expect(bob_page.locator("#notifications li")).to_have_count(1)
     expect(bob_page.locator("#notifications li.unread")).to_have_count(0)
+
+    bob_page.evaluate("socket.disconnect()")  # bob goes away; alice writes meanwhile
+    alice_page.fill("#text", "while you were away")
+    alice_page.click("#send button")
+    expect(alice_page.locator("#send-result")).to_have_text("sent as #2")
+    bob_page.evaluate("socket.connect()")  # auth sends last_id 1: the server replays #2 only
+    expect(bob_page.locator("#notifications li")).to_have_text(
+        [f"#2 {alice}: while you were away", f"#1 {alice}: <b>hi</b> bob"])
+    # Everything again, on purpose: the page shows each number once.
+    bob_page.evaluate("new Promise((done) => socket.emit('sync', {last_id: 0}, done))")
+    expect(bob_page.locator("#notifications li")).to_have_count(2)
+    expect(bob_page.locator("#unread")).to_have_text("1")
 
     alice_page.fill("#to", "nobody-ever")
     alice_page.fill("#text", "anyone there?")
