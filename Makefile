@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
 
-.PHONY: setup run test lock
+.PHONY: setup run test lock notebooks notebooks-clean
 
 setup: $(VENV)/.installed static/vendor/socket.io.min.js
 
@@ -17,6 +17,14 @@ run: setup
 test: setup
 	scripts/install-system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# JupyterLab on this machine only, its kernel the venv's Python (notebooks/README.md).
+notebooks: setup
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ARGS)
+
+# Strip outputs before committing a notebook (the suite checks it).
+notebooks-clean: setup
+	$(BIN)/python notebooks/clean.py
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

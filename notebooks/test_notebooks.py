@@ -1,0 +1,39 @@
+"""Every notebook runs top to bottom in a fresh kernel, and is committed without outputs."""
+import copy
+import os
+import runpy
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+HERE = Path(__file__).parent
+NOTEBOOKS = sorted(HERE.glob("*.ipynb"))
+clean = runpy.run_path(str(HERE / "clean.py"))["clean"]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda path: path.stem)
+def notebook(request):
+    """One committed notebook, as nbformat reads it."""
+    return nbformat.read(request.param, as_version=4)
+
+
+def test_notebook_runs(notebook):
+    """Run it as Jupyter would: the asserts in its cells hold, and nothing goes to stderr.
+
+    A cell that raises fails the test (nbclient raises ``CellExecutionError``); a
+    notebook that only prints or logs a problem fails the stderr check.
+    """
+    # Each notebook starts the servers it needs: a SERVER_URL meant for one notebook must not reach the others.
+    env = {name: value for name, value in os.environ.items() if name != "SERVER_URL"}
+    NotebookClient(notebook, kernel_name="python3", timeout=60,
+                   resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    stderr = [output.text for cell in notebook.cells for output in cell.get("outputs", [])
+              if output.get("name") == "stderr"]
+    assert not stderr, "".join(stderr)
+
+
+def test_notebook_is_committed_clean(notebook):
+    """No outputs, execution counts or per-machine metadata: run `make notebooks-clean` before committing."""
+    assert notebook == clean(copy.deepcopy(notebook))
