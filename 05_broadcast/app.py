@@ -1,0 +1,121 @@
+"""05 · Broadcast: everyone, everyone but me, and messages the server starts (notes: 广播)."""
+import json
+import os
+import threading
+import time
+
+from flask import Flask, current_app, render_template, request
+from flask_socketio import SocketIO, emit
+
+socketio = SocketIO()
+
+MAX_TEXT = 500
+listeners = set()  # sids connected to /: the clock ticks while there is someone to hear it
+clock = None  # the background task, while it runs
+clock_lock = threading.Lock()  # never held across a wait, so green threads cannot deadlock on it
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
+                            TICK_SECONDS=1)
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode,
+                               client_version=installed_client_version(app))
+
+    @app.post("/notify")
+    def notify():
+        """Broadcast a notification from a plain HTTP request: no Socket.IO client is involved."""
+        if not request.is_json:
+            return {"error": "send JSON with Content-Type: application/json"}, 415
+        if request.origin not in (None, request.host_url.rstrip("/")):
+            return {"error": "cross-origin requests are not accepted"}, 403
+        data = request.get_json(silent=True)
+        problem = text_problem(data.get("text") if isinstance(data, dict) else None)
+        if problem:
+            return {"error": problem}, 400
+        # No Socket.IO request here, so no sender: socketio.emit() goes to every client.
+        socketio.emit("notification", {"text": data["text"]})
+        return {"sent": data["text"]}
+
+    return app
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
+def text_problem(text):
+    """What is wrong with a text from a client, or None."""
+    if not isinstance(text, str) or not text.strip():
+        return "'text' must be a non-empty string"
+    if len(text) > MAX_TEXT:
+        return f"'text' is longer than {MAX_TEXT} characters"
+    return None
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+@socketio.on("connect")
+def start_the_clock():
+    """Count the listener in, and start the clock if this is the first one."""
+    global clock
+    with clock_lock:
+        listeners.add(request.sid)
+        if clock is None:
+            clock = socketio.start_background_task(tick, current_app.config["TICK_SECONDS"])
+
+
+@socketio.on("disconnect")
+def count_out(reason):
+    """Count the listener out: the clock stops at its next tick when nobody is left."""
+    with clock_lock:
+        listeners.discard(request.sid)
+
+
+def tick(seconds):
+    """Push the server's clock to every client, every ``seconds``, while anyone listens."""
+    global clock
+    count = 0
+    while True:
+        socketio.sleep(seconds)  # never time.sleep: under eventlet it would stop every green thread
+        with clock_lock:
+            if not listeners:
+                clock = None
+                return
+        count += 1
+        socketio.emit("tick", {"count": count, "time": time.strftime("%H:%M:%S")})
+
+
+@socketio.on("my event")
+def broadcast(message):
+    """Send a message to everyone on /, or with include_self false to everyone but the sender."""
+    if not isinstance(message, dict):
+        return reject("my event", "send an object like {\"text\": \"hello\", \"include_self\": true}")
+    include_self = message.get("include_self", True)
+    if problem := text_problem(message.get("text")):
+        return reject("my event", problem)
+    if not isinstance(include_self, bool):
+        return reject("my event", "'include_self' must be true or false")
+    emit("my response", {"text": message["text"]}, broadcast=True, include_self=include_self)
+    return {"sent": True}  # acknowledged after the broadcast went out: see the tests
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)
