@@ -15,7 +15,7 @@ import sys  # noqa: E402
 
 import redis  # noqa: E402
 from flask import Flask, current_app, redirect, render_template, request, session, url_for  # noqa: E402
-from flask_socketio import SocketIO, emit, join_room  # noqa: E402
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room  # noqa: E402
 
 import notification_store as store  # noqa: E402
 from private_redis import PrivateRedis  # noqa: E402

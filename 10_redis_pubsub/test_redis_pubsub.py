@@ -7,6 +7,7 @@ import psutil
 import pytest
 import redis
 import requests
+import socketio
 from playwright.sync_api import expect
 
 from private_redis import PrivateRedis
@@ -214,6 +215,14 @@ def test_the_publisher_fails_loudly(app, publish, name, args, url, code, error):
 
 
 # Live: two server processes sharing one Redis, real clients over WebSocket.
+
+def test_a_connection_without_login_is_told_why(servers):
+    anonymous, refusals = socketio.Client(), []
+    anonymous.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(servers[0].url, auth={"user": "bob"}, transports=["websocket"], wait_timeout=5)
+    assert refusals == [{"message": "log in first"}]
+
 
 def test_a_notifies_b_across_two_processes(servers, connect, name, publish):
     alice, bob, carol = name("alice"), name("bob"), name("carol")
