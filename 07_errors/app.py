@@ -1,0 +1,105 @@
+"""07 · Errors: error handlers per namespace; the client gets an incident id, the log gets the rest (notes: 错误处理)."""
+import json
+import os
+import re
+import secrets
+
+from flask import Flask, current_app, render_template, request
+from flask_socketio import ConnectionRefusedError, SocketIO, emit
+
+socketio = SocketIO()
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+MAX_TEXT = 500
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode,
+                               client_version=installed_client_version(app))
+
+    return app
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
+@socketio.on("my event")
+def echo(data):
+    """Answer a valid message; refuse an invalid one: an error the client can fix."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), str) or not data["data"].strip():
+        problem = "send an object with a non-empty 'data' string"
+    elif len(data["data"]) > MAX_TEXT:
+        problem = f"'data' is longer than {MAX_TEXT} characters"
+    else:
+        return {"echo": data["data"]}
+    emit("bad_input", {"event": "my event", "error": problem})
+    return {"error": problem}
+
+
+@socketio.on("my error event")
+@socketio.on("my error event", namespace="/chat")
+@socketio.on("my error event", namespace="/test")
+def on_my_error_event(data):
+    """Fail, as the notes' example does: a stand-in for a bug, on three namespaces."""
+    raise RuntimeError("deliberate failure; internals no client may see: /srv/app/secrets.cfg")
+
+
+@socketio.on("connect", namespace="/chat")
+def admit_to_chat(auth):
+    """Refuse /chat to a connection without a name: the client is told why, in words meant for it."""
+    name = auth.get("name") if isinstance(auth, dict) else None
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConnectionRefusedError("/chat needs a name: 1-20 letters, digits, '-' or '_'")
+
+
+def report_incident(error, handled_by):
+    """Log everything about an unexpected error; answer the client with an incident id, nothing else."""
+    incident = secrets.token_hex(4)
+    connecting = request.event["message"] == "connect"
+    # A handshake's arguments are the WSGI environ and auth: cookies and credentials stay out of logs.
+    args = "the handshake, not logged" if connecting else request.event["args"]
+    # request.event is the event being handled: the error handler learns what failed, and with which data.
+    current_app.logger.error("incident %s (%s): %r on %s failed, args %.300r", incident, handled_by,
+                             request.event["message"], request.namespace, args, exc_info=error)
+    if connecting:
+        return False  # a connect handler's value decides admission: one that crashed must not let anyone in
+    return {"error": f"Something went wrong handling {request.event['message']!r}", "id": incident,
+            "handler": handled_by}
+
+
+@socketio.on_error()  # the default namespace, '/'
+def error_handler(error):
+    """Unexpected errors in events on '/'."""
+    return report_incident(error, "on_error()")
+
+
+@socketio.on_error("/chat")
+def error_handler_chat(error):
+    """Unexpected errors in events on '/chat'."""
+    return report_incident(error, "on_error('/chat')")
+
+
+@socketio.on_error_default  # every namespace without its own handler: here '/test'
+def default_error_handler(error):
+    """Unexpected errors in events on any other namespace."""
+    return report_incident(error, "on_error_default")
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)
