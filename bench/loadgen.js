@@ -1,0 +1,191 @@
+// The load generator: the same browser-like Socket.IO clients for every server.
+//
+//   node loadgen.js '{"urls": ["http://127.0.0.1:5000"], "scenarios": [{"name": "fanout", "clients": 200}]}'
+//
+// Clients are socket.io-client 4.8 over WebSocket. Like a browser, each one OFFERS
+// permessage-deflate (the `ws` package's default); what the server answered is
+// reported as `extensions` ("permessage-deflate" when it accepted, "" when it declined).
+//
+// Output: one JSON object per line on stdout. {"mark": "start"} and {"mark": "end"}
+// bracket the measured phase, so the runner can read the server's CPU time at both;
+// {"mark": "holding"} (connections scenario) means "all connected, measure the server's
+// memory now, then write a line to my stdin (or close it)"; the last line is {"result": {...}}.
+// The generator stops by itself, at the latest on its own deadline.
+"use strict";
+const { performance } = require("node:perf_hooks");
+const { io } = require("socket.io-client");
+
+const config = JSON.parse(process.argv[2]);
+const NOTE = "You have a new message from alice: see you at the station at six?";
+
+function say(line) {
+  process.stdout.write(JSON.stringify(line) + "\n");
+}
+
+function fail(message) {
+  process.stderr.write(`loadgen: ${message}\n`);
+  process.exit(2);
+}
+
+setTimeout(() => fail(`gave up after ${config.deadline_s || 120} s`), (config.deadline_s || 120) * 1000).unref();
+
+function connect(url) {
+  return new Promise((resolve, reject) => {
+    const socket = io(url, {
+      transports: ["websocket"], // the connection a browser upgrades to; polling is not measured
+      forceNew: true,
+      reconnection: false,
+      timeout: 20000,
+      extraHeaders: config.headers || {},
+    });
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (error) => reject(new Error(`${url}: ${error.message}`)));
+  });
+}
+
+async function connectAll(urls, count, batch) {
+  // In batches: a burst of hundreds of connects would overflow a listen backlog of 50 (eventlet's).
+  const sockets = [];
+  for (let i = 0; i < count; i += batch) {
+    const size = Math.min(batch, count - i);
+    const next = Array.from({ length: size }, (_, j) => connect(urls[(i + j) % urls.length]));
+    sockets.push(...(await Promise.all(next)));
+  }
+  return sockets;
+}
+
+function extensionsOf(socket) {
+  return socket.io.engine.transport.ws.extensions; // what the server's handshake accepted
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function emitWithAck(socket, event, payload) {
+  return new Promise((resolve) => socket.emit(event, payload, resolve));
+}
+
+// Each scenario: set up, then `measure(work)` brackets the measured phase.
+let current = null; // the scenario running now, named in the marks
+
+async function measure(work) {
+  say({ mark: "start", scenario: current });
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  say({ mark: "end", scenario: current });
+  return { ...result, seconds, loadgen_cpu: (used.user + used.system) / 1e6 / seconds };
+}
+
+const scenarios = {
+  async roundtrip({ urls, count = 500, warmup = 50 }) {
+    const [socket] = await connectAll(urls, 1, 1);
+    for (let i = 0; i < warmup; i++) await emitWithAck(socket, "echo", { text: NOTE });
+    const result = await measure(async () => {
+      const times = [];
+      for (let i = 0; i < count; i++) {
+        const sent = performance.now();
+        await emitWithAck(socket, "echo", { text: NOTE });
+        times.push(performance.now() - sent);
+      }
+      times.sort((a, b) => a - b);
+      return { p50_ms: percentile(times, 50), p99_ms: percentile(times, 99) };
+    });
+    return { ...result, extensions: extensionsOf(socket), sockets: [socket] };
+  },
+
+  async throughput({ urls, clients = 20, inflight = 10, per_client = 100 }) {
+    const sockets = await connectAll(urls, clients, clients);
+    const result = await measure(async () => {
+      // Each client keeps `inflight` acknowledged emits outstanding until it has sent `per_client`.
+      const client = async (socket) => {
+        let sent = 0;
+        const lane = async () => {
+          while (sent < per_client) {
+            sent += 1;
+            await emitWithAck(socket, "echo", { text: NOTE });
+          }
+        };
+        await Promise.all(Array.from({ length: inflight }, lane));
+      };
+      const started = performance.now();
+      await Promise.all(sockets.map(client));
+      return { messages_per_s: (clients * per_client * 1000) / (performance.now() - started) };
+    });
+    return { ...result, extensions: extensionsOf(sockets[0]), sockets };
+  },
+
+  async fanout({ urls, clients = 200, broadcasts = 200, window = 10, batch = 25 }) {
+    // `clients` receivers spread over `urls` (two servers: half on each); the first one also
+    // sends. A broadcast is done when every receiver has it; `window` are in flight at once.
+    const sockets = await connectAll(urls, clients, batch);
+    const latencies = [];
+    const received = new Map();
+    let finish;
+    const finished = new Promise((resolve) => (finish = resolve));
+    let sent = 0;
+    let done = 0;
+    let last = 0;
+    const send = () => {
+      if (sent >= broadcasts) return;
+      sent += 1;
+      sockets[0].emit("notify", { id: sent, text: NOTE, t: performance.now() }, () => {});
+    };
+    for (const socket of sockets) {
+      socket.on("notification", ({ id, t }) => {
+        last = performance.now();
+        latencies.push(last - t);
+        const count = (received.get(id) || 0) + 1;
+        received.set(id, count);
+        if (count === clients) {
+          done += 1;
+          if (done === broadcasts) finish();
+          else send();
+        }
+      });
+    }
+    const result = await measure(async () => {
+      const started = performance.now();
+      for (let i = 0; i < Math.min(window, broadcasts); i++) send();
+      await finished;
+      latencies.sort((a, b) => a - b);
+      return {
+        deliveries_per_s: (latencies.length * 1000) / (last - started),
+        p50_ms: percentile(latencies, 50),
+        p99_ms: percentile(latencies, 99),
+      };
+    });
+    return { ...result, extensions: extensionsOf(sockets[0]), sockets };
+  },
+
+  async connections({ urls, clients = 1000, batch = 25 }) {
+    const result = await measure(async () => {
+      const started = performance.now();
+      const sockets = await connectAll(urls, clients, batch);
+      return { connect_s: (performance.now() - started) / 1000, sockets };
+    });
+    // Every connection is open: the runner measures the server's memory, then answers.
+    say({ mark: "holding" });
+    await new Promise((resolve) => process.stdin.once("data", resolve).once("end", resolve));
+    return { ...result, extensions: extensionsOf(result.sockets[0]) };
+  },
+};
+
+async function main() {
+  const results = {};
+  for (const { name, ...options } of config.scenarios) {
+    const scenario = scenarios[name];
+    if (!scenario) fail(`unknown scenario ${name}`);
+    current = name;
+    const { sockets, ...result } = await scenario({ urls: config.urls, ...options });
+    for (const socket of sockets) socket.disconnect();
+    results[name] = result;
+  }
+  say({ result: results });
+  process.exit(0);
+}
+
+main().catch((error) => fail(error.stack || error.message));
