@@ -227,7 +227,7 @@ def mark_read(data):
 @socketio.on("join")
 def refuse_join(data):
     """Refuse the notes' client-chosen rooms: here the server alone decides, from the login."""
-    return reject("join", f"rooms are not chosen by clients: you are in {private_room(session['user'])} only")
+    return reject("join", f"rooms are not chosen by clients: you are in {private_room(session['username'])} only")
 
 
 if __name__ == "__main__":

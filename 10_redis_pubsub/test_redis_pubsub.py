@@ -31,7 +31,7 @@ def wait_for(client, event, timeout=5):
     return received
 
 
-def next_event(sio, event, timeout=5):
+def next_event(sio, event, timeout=10):
     """The payload of the next ``event`` a live client receives, skipping the others."""
     deadline = time.monotonic() + timeout
     while True:
