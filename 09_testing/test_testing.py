@@ -55,11 +55,11 @@ def test_disconnect(sio):
 
 def test_a_logged_in_user(chapter, app):
     # The Flask test client logs in over HTTP; its cookie goes with the Socket.IO connection.
-    http = app.test_client()
-    assert http.post("/login", data={"username": "alice"}).status_code == 302
-    client = chapter.socketio.test_client(app, namespace="/test", flask_test_client=http)
+    flask_client = app.test_client()
+    assert flask_client.post("/login", data={"username": "alice"}).status_code == 302
+    client = chapter.socketio.test_client(app, namespace="/test", flask_test_client=flask_client)
     assert client.get_received("/test")[0]["args"] == [{"data": "Connected", "username": "alice"}]
-    assert 'Logged in as <b id="username">alice</b>' in http.get("/").get_data(as_text=True)
+    assert 'Logged in as <b id="username">alice</b>' in flask_client.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("username", ["", "   ", "x" * 31])
@@ -183,14 +183,24 @@ def test_bad_input_over_websocket(connect, payload):
 
 # 3. Browser: the page in headless Chromium. expect(...) waits until the page gets there.
 
-def test_page_greets_echoes_and_names_the_async_mode(open_page, server):
+def greeted_page(open_page):
+    """Open the page and wait until the server's greeting shows: the connection is up."""
     page = open_page()
+    expect(page.locator("#log")).to_contain_text("Received: Connected")  # the notes' page never showed it
+    return page
+
+
+def send(page, text):
+    """Type ``text`` into the notes' form and send it as ``my_event``."""
+    page.fill("#emit_data", text)
+    page.click("#emit button")
+
+def test_page_greets_echoes_and_names_the_async_mode(open_page, server):
+    page = greeted_page(open_page)
     expect(page).to_have_title("09 · Testing")
     expect(page.locator("#async-mode")).to_have_text(server.async_mode)
-    expect(page.locator("#log")).to_contain_text("Received: Connected")  # the notes' page never showed it
     expect(page.locator("#log")).to_contain_text("Received: I'm connected!")
-    page.fill("#emit_data", "hello")
-    page.click("#emit button")
+    send(page, "hello")
     expect(page.locator("#log li").last).to_have_text("Received: hello")
 
 
@@ -203,8 +213,7 @@ def test_page_logs_in(open_page):
 
 
 def test_page_answers_the_server(open_page):
-    page = open_page()
-    expect(page.locator("#log")).to_contain_text("Received: Connected")
+    page = greeted_page(open_page)
     page.click("#ask")
     expect(page.locator("#question")).to_have_text("What is your favourite colour?")
     page.fill("#answer-text", "green")
@@ -213,18 +222,15 @@ def test_page_answers_the_server(open_page):
 
 
 def test_user_text_is_shown_not_run(open_page):
-    page = open_page()
-    expect(page.locator("#log")).to_contain_text("Received: Connected")
-    page.fill("#emit_data", XSS)
-    page.click("#emit button")
+    page = greeted_page(open_page)
+    send(page, XSS)
     expect(page.locator("#log li").last).to_have_text(f"Received: {XSS}")
     expect(page.locator("#log img")).to_have_count(0)
     assert page.evaluate("window.pwned") is None
 
 
 def test_page_shows_bad_input(open_page):
-    page = open_page()
-    expect(page.locator("#log")).to_contain_text("Received: Connected")
+    page = greeted_page(open_page)
     page.evaluate("socket.emit('my_event', {data: 42})")
     expect(page.locator("#errors")).to_have_text("my_event: expected text of 1 to 500 characters")
 
@@ -232,13 +238,13 @@ def test_page_shows_bad_input(open_page):
 def test_the_frames_dev_tools_show(open_page):
     # What Network → WS → Messages shows, read by the test instead of by you.
     page = open_page()
+    page.wait_for_function("socket.io.engine.transport.name === 'websocket'")  # this connection is done
     frames = []
     page.on("websocket", lambda ws: (ws.on("framesent", lambda text: frames.append(("sent", text))),
                                      ws.on("framereceived", lambda text: frames.append(("received", text)))))
     page.reload()  # a new connection, watched from its first frame
     expect(page.locator("#log")).to_contain_text("Received: I'm connected!")
-    page.fill("#emit_data", "hello frames")
-    page.click("#emit button")
+    send(page, "hello frames")
     expected = [
         ("sent", "2probe"), ("received", "3probe"), ("sent", "5"),  # the upgrade from polling
         ("sent", '42/test,["my_event",{"data":"hello frames"}]'),
