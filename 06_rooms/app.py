@@ -43,8 +43,8 @@ def private_room(username):
     return f"user:{username}"
 
 
-def room_problem(data):
-    """What is wrong with a ``{'username', 'room'}`` payload, or None if the room may be used."""
+def room_problem(data, joined=False):
+    """What is wrong with a ``{'username', 'room'}`` payload, or None; ``joined``: one must be in the room."""
     if not isinstance(data, dict) or not isinstance(data.get("room"), str):
         return "send an object with a 'room' string"
     room = data["room"]
@@ -56,6 +56,8 @@ def room_problem(data):
         return "a room name is 1-30 letters, digits, '-' or '_'"
     if data.get("username", session["username"]) != session["username"]:
         return f"you are connected as {session['username']}: you cannot speak for someone else"
+    if joined and room not in rooms():
+        return f"you are not in {room}"
     return None
 
 
@@ -105,10 +107,8 @@ def on_join(data):
 @socketio.on("leave")
 def on_leave(data):
     """Leave a named room and tell the ones who stay (the notes' handler)."""
-    if problem := room_problem(data):
+    if problem := room_problem(data, joined=True):
         return reject("leave", problem)
-    if data["room"] not in rooms():
-        return reject("leave", f"you are not in {data['room']}")
     leave_room(data["room"])
     send(f"{session['username']} has left the room.", to=data["room"])
     tell_rooms(request.sid)
@@ -117,11 +117,9 @@ def on_leave(data):
 @socketio.on("close room")
 def on_close_room(data):
     """Close a room one is in: tell its members, remove them all, then show each their rooms."""
-    if problem := room_problem(data):
+    if problem := room_problem(data, joined=True):
         return reject("close room", problem)
     room = data["room"]
-    if room not in rooms():
-        return reject("close room", f"you are not in {room}")
     members = [sid for sid, _ in socketio.server.manager.get_participants("/", room)]
     send(f"{session['username']} closed the room {room}.", to=room)
     close_room(room)
@@ -132,10 +130,8 @@ def on_close_room(data):
 @socketio.on("room message")
 def on_room_message(data):
     """Say something to the members of a room one is in."""
-    if problem := room_problem(data) or text_problem(data.get("text")):
+    if problem := room_problem(data, joined=True) or text_problem(data.get("text")):
         return reject("room message", problem)
-    if data["room"] not in rooms():
-        return reject("room message", f"join {data['room']} before you speak in it")
     emit("room message", {"room": data["room"], "from": session["username"], "text": data["text"]},
          to=data["room"])
     return {"sent": True}

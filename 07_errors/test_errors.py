@@ -95,15 +95,10 @@ def test_chat_refuses_a_connection_without_a_name(client, auth):
 
 # Live server ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def live(connect):
-    """Real clients on '/', '/chat' (with a name) and '/test', by namespace."""
-    return {"/": connect(), "/chat": connect("/chat", auth=CHAT_AUTH), "/test": connect("/test")}
-
-
 @pytest.mark.parametrize(("namespace", "handler"), HANDLERS)
-def test_live_error_answer_is_friendly_and_the_log_has_the_details(server, live, namespace, handler):
-    answer = live[namespace].call("my error event", {"n": 1}, timeout=5)
+def test_live_error_answer_is_friendly_and_the_log_has_the_details(server, connect, namespace, handler):
+    sio = connect(namespace, auth=CHAT_AUTH if namespace == "/chat" else None)
+    answer = sio.call("my error event", {"n": 1}, timeout=5)
     assert_friendly(answer, handler)
     assert_logged(server.output(), answer, namespace)
 
