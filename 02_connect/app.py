@@ -1,0 +1,94 @@
+"""02 · Connect: connect and disconnect handlers, auth, refusing a connection (notes: 连接事件)."""
+import json
+import os
+
+from flask import Flask, render_template, request
+from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
+
+socketio = SocketIO()
+
+MAX_NAME = 40
+names = {}  # sid -> name of every client connected to /test, in this server process only
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if app.config["SECRET_KEY"] == "dev":
+        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode,
+                               client_version=installed_client_version(app))
+
+    return app
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
+def name_problem(name):
+    """What is wrong with a name from a client, or None."""
+    if not isinstance(name, str) or not name.strip():
+        return "the name must be a non-empty string"
+    if len(name) > MAX_NAME:
+        return f"the name is longer than {MAX_NAME} characters"
+    if not name.isprintable():
+        return "the name may not contain control characters"  # they would garble the server log
+    return None
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def tell_everyone(change, include_self=True):
+    """Push the number and names of the clients on /test, and what just changed, to all of them."""
+    emit("clients", {"count": len(names), "names": sorted(names.values()), **change},
+         broadcast=True, include_self=include_self)
+
+
+@socketio.on("connect", namespace="/test")
+def test_connect(auth):
+    """Let a client into /test only with a valid name in ``auth``: the first chance to authenticate."""
+    if not isinstance(auth, dict) or "name" not in auth:
+        return False  # refused; the client's connect_error says only "Connection rejected by server"
+    if problem := name_problem(auth["name"]):
+        # Refused too, but the message (and the optional data) reach the client's connect_error.
+        raise ConnectionRefusedError(problem, {"field": "name", "max_length": MAX_NAME})
+    name = names[request.sid] = auth["name"].strip()
+    print(f"{name!r} connected to /test as {request.sid}")
+    emit("my response", {"data": "Connected", "name": name, "sid": request.sid})
+    tell_everyone({"joined": name})
+
+
+@socketio.on("disconnect", namespace="/test")
+def test_disconnect(reason):
+    """Forget a client that left /test, say why it left, and tell the others who is still here."""
+    name = names.pop(request.sid, None)
+    print(f"{name!r} disconnected from /test ({request.sid}): {reason}")
+    tell_everyone({"left": name, "reason": reason}, include_self=False)
+
+
+@socketio.on("disconnect me", namespace="/test")
+def disconnect_me(*arguments):
+    """Disconnect the sender from the server side, as a server would a banned user."""
+    if arguments:
+        return reject("disconnect me", "this event takes no arguments")
+    disconnect()  # the client sees reason "io server disconnect" and does not reconnect by itself
+
+
+if __name__ == "__main__":
+    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
+                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)

@@ -1,0 +1,188 @@
+"""Chapter 02: connect and disconnect handlers on /test, auth, refusals, disconnect reasons."""
+import pytest
+from playwright.sync_api import expect
+
+XSS = '<img src=x onerror="window.pwned=1">'
+
+REFUSED = [  # auth -> what the client's connect_error receives
+    pytest.param(None, {"message": "Connection rejected by server"}, id="no-auth-return-False"),
+    pytest.param({"nom": "Ana"}, {"message": "Connection rejected by server"}, id="no-name-return-False"),
+    pytest.param({"name": "x" * 41}, {"message": "the name is longer than 40 characters",
+                                      "data": {"field": "name", "max_length": 40}}, id="too-long-raise"),
+    pytest.param({"name": "  "}, {"message": "the name must be a non-empty string",
+                                  "data": {"field": "name", "max_length": 40}}, id="blank-raise"),
+    pytest.param({"name": 42}, {"message": "the name must be a non-empty string",
+                                "data": {"field": "name", "max_length": 40}}, id="not-a-string-raise"),
+    pytest.param({"name": "Ana\nBob"}, {"message": "the name may not contain control characters",
+                                        "data": {"field": "name", "max_length": 40}}, id="newline-raise"),
+]
+
+
+def change(sio, **expected):
+    """The next 'clients' event announcing ``expected`` (a name that joined or left); earlier tests' clients may interleave."""
+    while True:
+        event, *args = sio.receive(timeout=5)
+        if event == "clients" and expected.items() <= args[0].items():
+            return args[0]
+
+
+# In-process: Flask-SocketIO's test client.
+
+def test_connect_handler_greets_with_the_sid_and_the_count(join, capsys):
+    ana = join("Ana")
+    welcome, clients = ana.get_received("/test")
+    sid = welcome["args"][0]["sid"]
+    assert welcome["args"] == [{"data": "Connected", "name": "Ana", "sid": sid}]
+    assert clients["args"] == [{"count": 1, "names": ["Ana"], "joined": "Ana"}]
+    assert f"'Ana' connected to /test as {sid}" in capsys.readouterr().out
+
+
+def test_count_follows_several_clients_and_disconnects(join):
+    ana, bob, cy = join("Ana"), join("Bob"), join("Cy")
+    ana.get_received("/test")
+    bob.disconnect("/test")
+    assert ana.get_received("/test")[-1]["args"] == [
+        {"count": 2, "names": ["Ana", "Cy"], "left": "Bob", "reason": "client disconnect"}]
+    assert [e["args"][0]["count"] for e in cy.get_received("/test") if e["name"] == "clients"] == [3, 2]
+
+
+@pytest.mark.parametrize("auth, error", REFUSED)
+def test_connection_without_a_valid_name_is_refused(chapter, app, auth, error):
+    refused = chapter.socketio.test_client(app, namespace="/test", auth=auth)
+    assert not refused.is_connected("/test")
+    assert chapter.names == {}
+
+
+def test_connect_fires_once_per_namespace(chapter, app, capsys):
+    """Connecting to / runs no /test handler; joining /test on the same connection runs it once."""
+    client = chapter.socketio.test_client(app)
+    assert chapter.names == {}
+    client.connect("/test", auth={"name": "Ana"})
+    assert list(chapter.names.values()) == ["Ana"]
+    assert capsys.readouterr().out.count("connected to /test") == 1
+    client.disconnect("/test")
+    assert client.is_connected("/")
+    client.disconnect()
+
+
+def test_server_side_disconnect(join):
+    ana, bob = join("Ana"), join("Bob")
+    ana.get_received("/test")
+    assert bob.emit("disconnect me", namespace="/test", callback=True) == []
+    assert not bob.is_connected("/test")
+    assert ana.get_received("/test")[-1]["args"] == [
+        {"count": 1, "names": ["Ana"], "left": "Bob", "reason": "server disconnect"}]
+
+
+@pytest.mark.parametrize("arguments", [("please",), ({"now": True},), (1, 2)])
+def test_disconnect_me_takes_no_arguments(join, arguments):
+    ana = join("Ana")
+    ana.get_received("/test")
+    error = "this event takes no arguments"
+    assert ana.emit("disconnect me", *arguments, namespace="/test", callback=True) == {"error": error}
+    assert ana.get_received("/test") == [
+        {"name": "bad_input", "args": [{"event": "disconnect me", "error": error}], "namespace": "/test"}]
+    assert ana.is_connected("/test")
+
+
+# Live: app.py as a process, real clients over WebSocket.
+
+@pytest.mark.parametrize("auth, error", REFUSED[:4])
+def test_refusal_reason_reaches_the_client(refusal, auth, error):
+    assert refusal(auth) == [error]
+
+
+def test_count_over_websocket(live_join, server, server_says):
+    ana = live_join("Ana-live")
+    assert "Ana-live" in change(ana, joined="Ana-live")["names"]
+    bob = live_join("Bob-live")
+    joined = change(ana, joined="Bob-live")
+    assert {"Ana-live", "Bob-live"} <= set(joined["names"]) and joined["count"] == len(joined["names"])
+    bob.disconnect()
+    left = change(ana, left="Bob-live")
+    # The Python client sends its DISCONNECT packet and closes the WebSocket at once; the
+    # server reports whichever it handles first (the browser test sees "client disconnect").
+    assert left["reason"] in {"client disconnect", "transport close"}
+    assert "Bob-live" not in left["names"] and left["count"] == len(left["names"]) == joined["count"] - 1
+    assert server_says("'Bob-live' disconnected from /test")
+
+
+def test_server_side_disconnect_over_websocket(live_join, hung_up):
+    ana, bob = live_join("Ana-kick"), live_join("Bob-kick")
+    bob.emit("disconnect me")
+    assert change(ana, left="Bob-kick")["reason"] == "server disconnect"
+    assert hung_up(bob)
+
+
+# Browser: the page in headless Chromium.
+
+def connect_as(page, name):
+    """Type a name in the page and connect, as a user would."""
+    page.fill("#name", name)
+    page.click("#connect")
+    expect(page.locator("#status")).to_contain_text("connected as ")
+
+
+def test_page_shows_sid_greeting_and_count(open_page):
+    page = open_page()
+    connect_as(page, "Ana-page")
+    sid = page.evaluate("socket.id")
+    expect(page.locator("#status")).to_have_text(f"connected as {sid}")
+    expect(page.locator("#response")).to_have_text("Connected as Ana-page")
+    expect(page.locator("#names")).to_contain_text("Ana-page")
+    expect(page.locator("#log li").first).to_have_text("Ana-page joined")
+
+
+@pytest.mark.parametrize("button, name, refusal, data", [
+    pytest.param("#connect-anonymous", "", "Connection rejected by server", "(none)", id="no-auth"),
+    pytest.param("#connect", "x" * 41, "the name is longer than 40 characters",
+                 '{"field":"name","max_length":40}', id="too-long"),
+])
+def test_page_shows_why_it_was_refused(open_page, button, name, refusal, data):
+    page = open_page()
+    page.fill("#name", name)
+    page.click(button)
+    expect(page.locator("#status")).to_have_text("refused")
+    expect(page.locator("#refusal")).to_have_text(refusal)
+    expect(page.locator("#refusal-data")).to_have_text(data)
+
+
+def test_two_pages_see_each_other_come_and_go(open_page):
+    ana, bob = open_page(), open_page()
+    connect_as(ana, "Ana-two")
+    count = int(ana.locator("#count").text_content())
+    connect_as(bob, "Bob-two")
+    expect(ana.locator("#log li").first).to_have_text("Bob-two joined")
+    expect(ana.locator("#count")).to_have_text(str(count + 1))
+    bob.click("#leave")
+    expect(bob.locator("#reason")).to_have_text("io client disconnect")
+    expect(ana.locator("#log li").first).to_have_text("Bob-two left (server saw: client disconnect)")
+    expect(ana.locator("#count")).to_have_text(str(count))
+
+
+def test_page_asks_the_server_to_disconnect_it(open_page):
+    ana, bob = open_page(), open_page()
+    connect_as(ana, "Ana-kicked")
+    connect_as(bob, "Bob-kicked")
+    bob.click("#kick-me")
+    expect(bob.locator("#reason")).to_have_text("io server disconnect")
+    expect(ana.locator("#log li").first).to_have_text("Bob-kicked left (server saw: server disconnect)")
+
+
+def test_page_shows_bad_input(open_page):
+    page = open_page()
+    connect_as(page, "Ana-bad")
+    page.evaluate("socket.emit('disconnect me', 'please')")
+    expect(page.locator("#bad-input")).to_have_text("disconnect me: this event takes no arguments")
+    expect(page.locator("#status")).to_contain_text("connected as ")
+
+
+def test_names_are_text_not_html(open_page):
+    ana, mallory = open_page(), open_page()
+    connect_as(ana, "Ana-xss")
+    connect_as(mallory, XSS)
+    expect(ana.locator("#log li").first).to_have_text(f"{XSS} joined")
+    expect(mallory.locator("#response")).to_have_text(f"Connected as {XSS}")
+    for page in (ana, mallory):
+        assert page.evaluate("window.pwned") is None
+        expect(page.locator("img")).to_have_count(0)
