@@ -9,6 +9,7 @@ A chapter's tests live in its folder and ask for fixtures by level:
 - browser: ``open_page`` (the page in headless Chromium, allowed to reach only
   the local server, and failing the test unless Socket.IO upgraded to WebSocket).
 """
+import functools
 import importlib.util
 import itertools
 import os
@@ -18,6 +19,7 @@ import time
 
 import pytest
 import socketio
+import websocket
 
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer
@@ -28,6 +30,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
 ]
 _imports = itertools.count()
+
+# A client's disconnect() sends Engine.IO's CLOSE packet, then websocket-client's close()
+# waits up to 3 s for the server's close frame, which python-engineio's reader thread
+# has often consumed already (seen against Werkzeug): a wait for nothing, per client.
+websocket.WebSocket.close = functools.partialmethod(websocket.WebSocket.close, timeout=0.2)
 
 
 def load_chapter(folder):
