@@ -36,4 +36,4 @@ def test_notebook_runs(notebook):
 
 def test_notebook_is_committed_clean(notebook):
     """No outputs, execution counts or per-machine metadata: run `make notebooks-clean` before committing."""
-    assert notebook == clean(copy.deepcopy(notebook))
+    assert notebook == clean(copy.deepcopy(notebook)), "outputs or metadata left in: run `make notebooks-clean`"
