@@ -19,6 +19,7 @@ from tutorial.servers import ChapterServer, free_port
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
 
+import notification_store  # noqa: E402
 from private_redis import PrivateRedis  # noqa: E402
 
 SECRET_KEY = "shared-by-both-processes"  # both processes must sign and read the same session cookies
@@ -97,10 +98,14 @@ def servers(request, redis_url):
 
 
 @pytest.fixture
-def start_servers():
-    """Start processes of app.py on a Redis of the test's choosing; they stop after the test."""
+def start_servers(clients):
+    """Start processes of app.py on a Redis of the test's choosing; they and their clients stop after the test."""
     started = []
     yield lambda count, async_mode, redis_url: run_servers(count, async_mode, redis_url, started)
+    urls = {server.url for server in started}
+    theirs = [sio for sio in clients if sio.connected and sio.client.connection_url in urls]
+    disconnect_all(theirs)
+    clients[:] = [sio for sio in clients if sio not in theirs]
     for server in started:
         server.stop()
 
@@ -112,10 +117,28 @@ def session_cookie(url, user):
     return response.cookies["session"]
 
 
+@pytest.fixture(scope="module")
+def clients():
+    """The live clients of a test module, disconnected together at its end.
+
+    Against a threading-mode server each disconnect waits ~3 s for the WebSocket closing
+    handshake: one wait per module instead of one per test. Tests use their own user
+    names, so the clients they leave connected hear nothing of the others.
+    """
+    connected = []
+    yield connected
+    disconnect_all(connected)
+
+
+def disconnect_all(clients):
+    """Disconnect live clients all at once."""
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(socketio.SimpleClient.disconnect, clients))
+
+
 @pytest.fixture
-def connect():
+def connect(clients):
     """Connect real Socket.IO clients over WebSocket as a logged-in user, to a given server."""
-    clients = []
 
     def connect(server, user, auth=None):
         sio = socketio.SimpleClient()
@@ -124,17 +147,21 @@ def connect():
         clients.append(sio)
         return sio
 
-    yield connect
-    # Against a threading-mode server each disconnect waits ~3 s for the WebSocket
-    # closing handshake: let them wait together.
-    with ThreadPoolExecutor() as pool:
-        list(pool.map(socketio.SimpleClient.disconnect, clients))
+    return connect
 
 
 @pytest.fixture
 def log_in_over_http():
     """Log a user in through the login form without connecting: afterwards they are known, and offline."""
     return lambda server, user: session_cookie(server.url, user)
+
+
+@pytest.fixture
+def notify(redis_url):
+    """Notify a user as any Redis client can, through the store (publish.py without its process)."""
+    r = notification_store.connect(redis_url)
+    yield lambda to, text: notification_store.store_and_publish(r, to, "tester", text)
+    r.close()
 
 
 @pytest.fixture

@@ -224,7 +224,7 @@ def test_a_connection_without_login_is_told_why(servers):
     assert refusals == [{"message": "log in first"}]
 
 
-def test_a_notifies_b_across_two_processes(servers, connect, name, publish):
+def test_a_notifies_b_across_two_processes(servers, connect, name, notify):
     alice, bob, carol = name("alice"), name("bob"), name("carol")
     sender = connect(servers[0], alice)
     tabs = [connect(servers[0], bob), connect(servers[1], bob)]
@@ -232,7 +232,7 @@ def test_a_notifies_b_across_two_processes(servers, connect, name, publish):
     sender.call("send_notification", {"to": bob, "text": "hello bob"}, timeout=5)
     for tab in tabs:
         assert next_event(tab, "notification")["text"] == "hello bob"
-    publish("--to", carol, "marker")
+    notify(carol, "marker")
     assert next_event(other, "notification")["text"] == "marker"  # and not bob's
 
 
@@ -247,7 +247,7 @@ def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish,
                                                 "at": pytest.approx(time.time(), abs=5)}
 
 
-def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, publish):
+def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, notify):
     alice, bob = name("alice"), name("bob")
     sender = connect(servers[0], alice)
     log_in_over_http(servers[1], bob)
@@ -256,28 +256,28 @@ def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, conne
     tab = connect(servers[1], bob)
     received = [next_event(tab, "notification") for _ in range(3)]
     assert [(n["id"], n["text"]) for n in received] == [(1, "one"), (2, "two"), (3, "three")]
-    publish("--to", bob, "marker")
+    notify(bob, "marker")
     assert next_event(tab, "notification")["text"] == "marker"  # nothing repeated before it
 
 
-def test_a_dropped_connection_gets_the_gap_and_no_duplicates(servers, connect, name, publish):
+def test_a_dropped_connection_gets_the_gap_and_no_duplicates(servers, connect, name, notify):
     bob = name("bob")
     tab = connect(servers[0], bob)
-    publish("--to", bob, "before")
+    notify(bob, "before")
     assert next_event(tab, "notification")["id"] == 1
     tab.disconnect()
-    publish("--to", bob, "missed 1")
-    publish("--to", bob, "missed 2")
+    notify(bob, "missed 1")
+    notify(bob, "missed 2")
     again = connect(servers[1], bob, auth={"last_id": 1})
     assert [next_event(again, "notification")["text"] for _ in range(2)] == ["missed 1", "missed 2"]
-    publish("--to", bob, "live")
+    notify(bob, "live")
     assert next_event(again, "notification")["text"] == "live"
 
 
-def test_marking_read_updates_every_tab_in_every_process(servers, connect, name, publish):
+def test_marking_read_updates_every_tab_in_every_process(servers, connect, name, notify):
     bob = name("bob")
     tabs = [connect(servers[0], bob), connect(servers[1], bob)]
-    publish("--to", bob, "read me")
+    notify(bob, "read me")
     for tab in tabs:
         assert next_event(tab, "notification")["id"] == 1
     assert tabs[0].call("mark_read", {"up_to": 1}, timeout=5) == {"read_up_to": 1}
