@@ -1,7 +1,6 @@
 """Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
 import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
 import shutil
 import subprocess
 import sys
@@ -98,14 +97,10 @@ def servers(request, redis_url):
 
 
 @pytest.fixture
-def start_servers(clients):
-    """Start processes of app.py on a Redis of the test's choosing; they and their clients stop after the test."""
+def start_servers():
+    """Start processes of app.py on a Redis of the test's choosing; they stop after the test."""
     started = []
     yield lambda count, async_mode, redis_url: run_servers(count, async_mode, redis_url, started)
-    urls = {server.url for server in started}
-    theirs = [sio for sio in clients if sio.connected and sio.client.connection_url in urls]
-    disconnect_all(theirs)
-    clients[:] = [sio for sio in clients if sio not in theirs]
     for server in started:
         server.stop()
 
@@ -117,28 +112,10 @@ def session_cookie(url, user):
     return response.cookies["session"]
 
 
-@pytest.fixture(scope="module")
-def clients():
-    """The live clients of a test module, disconnected together at its end.
-
-    Against a threading-mode server each disconnect waits ~3 s for the WebSocket closing
-    handshake: one wait per module instead of one per test. Tests use their own user
-    names, so the clients they leave connected hear nothing of the others.
-    """
-    connected = []
-    yield connected
-    disconnect_all(connected)
-
-
-def disconnect_all(clients):
-    """Disconnect live clients all at once."""
-    with ThreadPoolExecutor() as pool:
-        list(pool.map(socketio.SimpleClient.disconnect, clients))
-
-
 @pytest.fixture
-def connect(clients):
+def connect():
     """Connect real Socket.IO clients over WebSocket as a logged-in user, to a given server."""
+    clients = []
 
     def connect(server, user, auth=None):
         sio = socketio.SimpleClient()
@@ -147,7 +124,9 @@ def connect(clients):
         clients.append(sio)
         return sio
 
-    return connect
+    yield connect
+    for sio in clients:
+        sio.disconnect()
 
 
 @pytest.fixture
