@@ -30,7 +30,7 @@ def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
     app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
-                            REDIS_URL=os.environ.get("REDIS_URL"), MESSAGE_QUEUE=True)
+                            REDIS_URL=os.environ.get("REDIS_URL"), MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False)
     app.config.from_prefixed_env()
     app.config.update(settings)
     if app.config["SECRET_KEY"] == "dev":
@@ -43,6 +43,8 @@ def create_app(**settings):
     # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
     queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    if not app.config["WEBSOCKET_COMPRESSION"]:
+        app.wsgi_app = decline_websocket_compression(app.wsgi_app)
     socketio.start_background_task(forward_notifications, app.config["REDIS_URL"])
 
     @app.get("/")
@@ -77,6 +79,22 @@ def installed_client_version(app):
     manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
     with open(manifest, encoding="utf-8") as file:
         return json.load(file)["version"]
+
+
+def decline_websocket_compression(wsgi_app):
+    """WSGI middleware: every WebSocket handshake reaches the server as if the client offered no compression.
+
+    Browsers always offer permessage-deflate, and the WebSocket servers of every async mode
+    (eventlet's, simple-websocket's) accept it with no option to refuse; for notifications of
+    a few hundred bytes it costs far more (CPU per message and recipient, ~90 KB of zlib state
+    per connection) than it saves. Node's Socket.IO server declines it by default too.
+    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see the README, "Compression".
+    """
+    def without_compression_offer(environ, start_response):
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return wsgi_app(environ, start_response)
+
+    return without_compression_offer
 
 
 def login_failed(app, error, status):

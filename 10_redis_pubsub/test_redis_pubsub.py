@@ -368,12 +368,14 @@ def test_two_users_on_two_processes_in_the_browser(servers, open_page, name):
     expect(alice_page.locator("#send-result")).to_have_text("not sent: nobody called 'nobody-ever' has logged in yet")
 
 
-def test_a_page_behind_nginx_gets_notifications_from_both_processes(servers, nginx, open_page, connect, name):
+def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publisher(servers, nginx, open_page,
+                                                                                      connect, publish, name):
     alice, bob = name("alice"), name("bob")
     page = open_page(nginx.url, bob)  # polling first, then the WebSocket upgrade, both through nginx
     expect(page.locator("#status")).to_have_text(f"connected as {bob}")
-    for number, server in enumerate(servers, start=1):
+    for server in servers:
         connect(server, alice).call("send_notification", {"to": bob, "text": f"from {server.port}"}, timeout=5)
+    assert publish("--to", bob, "--sender", "cron", "from publish.py").returncode == 0
     expect(page.locator("#notifications li")).to_have_text(
-        [f"#2 {alice}: from {servers[1].port}", f"#1 {alice}: from {servers[0].port}"])
-    expect(page.locator("#unread")).to_have_text("2")
+        ["#3 cron: from publish.py", f"#2 {alice}: from {servers[1].port}", f"#1 {alice}: from {servers[0].port}"])
+    expect(page.locator("#unread")).to_have_text("3")
