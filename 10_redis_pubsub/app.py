@@ -197,7 +197,7 @@ def sign_in(auth):
     except ValueError as error:
         reject("connect", str(error))
         after = 0  # resending everything is safe: the page shows each number once
-    pass
+    catch_up(name, after)
 
 
 @socketio.on("sync")
