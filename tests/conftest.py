@@ -21,16 +21,21 @@ from tutorial.servers import free_port
 class HubProcess:
     """``python -m tutorial hub`` as a process, as an instructor starts it; Ctrl-C is ``interrupt()``."""
 
-    def __init__(self, *args, env=None):
+    # As a shell without job control starts `command &`: SIGINT ignored, a disposition children inherit.
+    IN_BACKGROUND = ["-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                           "runpy.run_module('tutorial', run_name='__main__')"]
+
+    def __init__(self, *args, env=None, background=False):
+        self.command = [sys.executable, *(self.IN_BACKGROUND if background else ["-m", "tutorial"]), "hub", *args]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args, self.env = args, {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = None
         self.family = set()  # the chapters and their helpers, as last seen
         self.log = tempfile.TemporaryFile(mode="w+", prefix="hub-")
 
     def __enter__(self):
-        self.process = subprocess.Popen([sys.executable, "-m", "tutorial", "hub", *self.args], cwd=ROOT, env=self.env,
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         return self
 

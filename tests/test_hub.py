@@ -96,10 +96,10 @@ def test_the_pair_view_shows_the_chapter_twice_as_two_clients(open_hub_page):
     assert a != b
 
 
-@pytest.mark.parametrize("async_mode, lan", [("threading", False), ("eventlet", True)])
-def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, lan):
+@pytest.mark.parametrize("async_mode, lan, background", [("threading", False, False), ("eventlet", True, True)])
+def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, lan, background):
     assert async_mode in ASYNC_MODES
-    with start_hub(*(["--lan"] if lan else []), env={"ASYNC_MODE": async_mode}) as hub:
+    with start_hub(*(["--lan"] if lan else []), env={"ASYNC_MODE": async_mode}, background=background) as hub:
         ports = hub.ports()
         running = [chapter for chapter in hub.chapters() if chapter["status"] == "running"]
         chapters = psutil.Process(hub.process.pid).children()

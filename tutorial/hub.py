@@ -246,7 +246,10 @@ def serve(hub):
     """Serve the hub until Ctrl-C (or SIGTERM), then stop every chapter."""
     server = make_server(hub.host, hub.port, create_app(hub), threaded=True)  # fails before any chapter starts
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a log line per status poll
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the chapters too, as Ctrl-C does
+    # Ctrl-C and `kill` both stop the chapters, even if the hub was started with SIGINT ignored (as a shell's
+    # `&` does): the chapters would inherit that, and ChapterServer stops them with SIGINT.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     hub.start_all()
     if hub.host == LOCAL:
         print(f"Classroom hub: http://{LOCAL}:{hub.port}/  (Ctrl-C stops it and every chapter)", flush=True)
