@@ -77,8 +77,9 @@ def reject(event, problem):
 
 
 def tell_rooms(sid):
-    """Tell one connection which rooms it is in now."""
-    emit("rooms", {"rooms": rooms(sid=sid, namespace="/")}, to=sid)
+    """Tell one connection which rooms it is in now: its sid room, its private room, then the others."""
+    in_order = sorted(rooms(sid=sid, namespace="/"), key=lambda room: (room != sid, room[:5] != "user:", room))
+    emit("rooms", {"rooms": in_order}, to=sid)
 
 
 @socketio.on("connect")

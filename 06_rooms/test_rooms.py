@@ -51,7 +51,17 @@ def test_connection_is_in_its_sid_room_and_its_private_room(chapter, app):
     client = chapter.socketio.test_client(app, auth={"username": "alice"})
     (_, signed_in), (_, rooms) = events(client)
     assert signed_in["username"] == "alice"
-    assert sorted(rooms["rooms"]) == sorted([signed_in["sid"], "user:alice"])
+    assert rooms["rooms"] == [signed_in["sid"], "user:alice"]
+
+
+def test_room_list_puts_the_personal_rooms_first(sign_in):
+    alice = sign_in("alice")
+    join("zoo", alice)
+    join("aardvarks", alice)
+    bob = sign_in("bob")  # his sid room and private room are newer than the rooms he joins
+    bob.emit("join", {"room": "zoo"})
+    bob.emit("join", {"room": "aardvarks"})
+    assert events(bob, "rooms")[-1][1] == {"rooms": [sid(bob), "user:bob", "aardvarks", "zoo"]}
 
 
 def test_join_announces_to_the_room_only(sign_in):
