@@ -14,6 +14,7 @@ from private_redis import PrivateRedis
 from tutorial import ASYNC_MODES
 
 LONG = "x" * 501
+UNAVAILABLE = "notifications unavailable: cannot reach Redis"
 
 
 def notifications(received):
@@ -175,7 +176,7 @@ def test_pages_load_and_say_so_while_redis_is_down(chapter, name):
     assert http.get("/").status_code == 200
     response = http.post("/login", data={"username": name("ann")})
     assert response.status_code == 503
-    assert "notifications unavailable: cannot reach Redis" in response.get_data(as_text=True)
+    assert UNAVAILABLE in response.get_data(as_text=True)
     down.remove()
 
 
@@ -189,9 +190,9 @@ def test_a_logged_in_page_still_connects_and_shows_redis_is_down(chapter, durabl
     tab = chapter.socketio.test_client(app, flask_test_client=http)
     assert tab.is_connected()
     assert {"name": "status", "namespace": "/",
-            "args": [{"available": False, "error": "notifications unavailable: cannot reach Redis"}]} in tab.get_received()
+            "args": [{"available": False, "error": UNAVAILABLE}]} in tab.get_received()
     assert tab.emit("send_notification", {"to": "ann", "text": "hi"}, callback=True) == {
-        "error": "notifications unavailable: cannot reach Redis"}
+        "error": UNAVAILABLE}
     tab.disconnect()
 
 
@@ -307,24 +308,31 @@ def test_without_redis_url_the_app_runs_its_own_redis_and_says_how_to_share_it(s
 
 
 @pytest.mark.parametrize("async_mode", ASYNC_MODES)
-def test_redis_restarts_mid_test_nothing_acknowledged_is_lost(durable_redis, start_servers, connect, name, publish,
-                                                             async_mode):
+def test_redis_restarts_mid_test_nothing_acknowledged_is_lost(durable_redis, start_servers, open_page, connect, name,
+                                                             publish, async_mode):
     alice, bob = name("alice"), name("bob")
     [server] = start_servers(1, async_mode, durable_redis.url)
-    sender, tab = connect(server, alice), connect(server, bob)
-    assert sender.call("send_notification", {"to": bob, "text": "before"}, timeout=5) == {"id": 1}
+    tab = connect(server, bob)
+    page = open_page(server.url, alice)
+    page.fill("#to", bob)
+    page.fill("#text", "before")
+    page.click("#send button")
+    expect(page.locator("#send-result")).to_have_text("sent as #1")
     assert next_event(tab, "notification")["text"] == "before"
 
     durable_redis.stop()
-    assert next_event(tab, "status") == {"available": False, "error": "notifications unavailable: cannot reach Redis"}
-    assert sender.call("send_notification", {"to": bob, "text": "lost"}, timeout=5) == {
-        "error": "notifications unavailable: cannot reach Redis"}
+    assert next_event(tab, "status") == {"available": False, "error": UNAVAILABLE}
+    expect(page.locator("#status")).to_have_text(UNAVAILABLE)
+    page.fill("#text", "lost")
+    page.click("#send button")
+    expect(page.locator("#send-result")).to_have_text(f"not sent: {UNAVAILABLE}")
     failed = publish("--to", bob, "lost too", url=durable_redis.url)
     assert failed.returncode == 1 and "cannot reach Redis" in failed.stderr
     assert requests.get(server.url, timeout=5).status_code == 200  # pages still load
 
     durable_redis.start()
-    next_event(tab, "resync", timeout=10)  # the server resubscribed by itself
+    next_event(tab, "resync")  # the server resubscribed by itself
+    expect(page.locator("#status")).to_have_text(f"connected as {alice}")
     assert tab.call("sync", {"last_id": 1}, timeout=5) == {"replayed": 0}
     assert publish("--to", bob, "after", url=durable_redis.url).returncode == 0
     assert next_event(tab, "notification") == {"id": 2, "to": bob, "from": "publisher", "text": "after",
