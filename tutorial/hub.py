@@ -32,7 +32,7 @@ from . import ROOT
 from .servers import ChapterServer, free_port
 
 # The docstring every chapter's app.py opens with (CONTRIBUTING.md): "NN · Title: summary (notes: 中文)."
-DOCSTRING = re.compile(r"(?P<number>\d+) · (?P<title>[^:]+): (?P<summary>.+) \(notes: (?P<notes_title>.+)\)\.?", re.S)
+DOCSTRING = re.compile(r"\d+ · (?P<title>[^:]+): (?P<summary>.+) \(notes: (?P<notes_title>.+)\)\.?", re.S)
 # Raw HTML in a README stays text: a README is content, never markup that runs in the hub.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 LOCAL, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
