@@ -228,6 +228,19 @@ def test_live_cannot_join_another_users_rooms(log_in, target):
     assert receive_until(bob, "notification") == [["notification", {"from": "bob", "text": "note to self"}]]
 
 
+@pytest.mark.parametrize(("payload", "error"), [
+    ({"room": "a room"}, "a room name is 1-30 letters, digits, '-' or '_'"),
+    ({"room": "lobby", "username": "bob"}, "you are connected as alice: you cannot speak for someone else"),
+    ({"room": None}, "send an object with a 'room' string"),
+])
+def test_live_bad_join_is_refused_clearly(log_in, payload, error):
+    alice = log_in("alice")
+    assert alice.call("join", payload, timeout=5) == {"error": error}
+    assert alice.receive(timeout=5) == ["bad_input", {"event": "join", "error": error}]
+    alice.call("join", {"room": "lobby"}, timeout=5)
+    assert alice.receive(timeout=5) == ["message", "alice has entered the room."]
+
+
 @pytest.mark.parametrize("how", ["leave", "disconnect"])
 def test_live_leaving_or_disconnecting_stops_room_messages(log_in, how):
     alice, bob = log_in("alice"), log_in("bob")
@@ -335,11 +348,36 @@ def test_close_room_button_empties_the_room(page_as):
         expect(page.locator("#rooms li")).to_have_count(2)
 
 
-def test_page_shows_why_a_private_room_cannot_be_joined(page_as):
+def test_page_shows_why_others_rooms_cannot_be_joined(page_as):
+    bob, mallory = page_as("bob"), page_as("mallory")
+    room_form(mallory, "user:bob", "Join")
+    room_form(mallory, bob.evaluate("socket.id"), "Join")
+    expect(mallory.locator("#errors li")).to_have_text([
+        "join: user:… rooms are private: the server alone puts each user in their own",
+        "join: that name is a connection's own sid room: nobody else may use it"])
+    expect(mallory.locator("#rooms li")).to_have_count(2)
+
+
+def test_page_cannot_join_as_someone_else(page_as):
     page = page_as("mallory")
-    room_form(page, "user:bob", "Join")
+    page.evaluate("socket.emit('join', {username: 'bob', room: 'lobby'})")  # what a hand-made client could send
     expect(page.locator("#errors li")).to_have_text(
-        ["join: user:… rooms are private: the server alone puts each user in their own"])
+        ["join: you are connected as mallory: you cannot speak for someone else"])
+    room_form(page, "lobby", "Join")
+    expect(page.locator("#room-log li")).to_have_text(["mallory has entered the room."])
+
+
+def test_page_that_left_gets_no_more_room_messages(page_as):
+    a, b = page_as("alice"), page_as("bob")
+    for page in (a, b):
+        room_form(page, "lobby", "Join")
+    room_form(b, "lobby", "Leave")
+    expect(a.locator("#room-log li").last).to_have_text("bob has left the room.")
+    say(a, "lobby", "bob is gone")
+    expect(a.locator("#room-log li").last).to_have_text("[lobby] alice: bob is gone")
+    notify(a, "bob", "sentinel")
+    expect(b.locator("#notifications li")).to_have_count(1)
+    expect(b.locator("#room-log li")).to_have_text(["bob has entered the room."])
 
 
 def test_user_text_is_never_html(page_as):

@@ -169,6 +169,19 @@ def test_page_shows_invalid_input_apart_from_errors(open_page):
     expect(page.locator("#event-errors li")).to_have_count(0)
 
 
+def test_page_errors_do_not_disturb_another_page(open_page):
+    failing, other = open_page(), open_page()
+    expect(failing.locator("#status")).to_contain_text("connected as ")
+    for n in range(5):
+        failing.click("#fail button[data-namespace='/']")
+        other.fill("#echo-text", f"message {n}")
+        other.click("#echo button")
+        expect(other.locator("#answers li")).to_have_count(n + 1)
+    expect(failing.locator("#event-errors li")).to_have_count(5)
+    expect(failing.locator("#event-errors li").first).to_contain_text("Something went wrong handling 'my error event'")
+    expect(other.locator("#event-errors li")).to_have_count(0)
+
+
 def test_user_text_is_never_html(open_page):
     page = open_page()
     page.fill("#echo-text", XSS)
