@@ -2,7 +2,9 @@
 //
 //   node loadgen.js '{"urls": ["http://127.0.0.1:5000"], "scenarios": [{"name": "fanout", "clients": 200}]}'
 //
-// Clients are socket.io-client 4.8 over WebSocket. Like a browser, each one OFFERS
+// Clients are socket.io-client 4.8 over WebSocket, logged in as chapter 10's page is (POST
+// /login, then the session cookie on the connection); they send "send_notification" {to, text}
+// and receive "notification" events. The reference server speaks the same protocol. Like a browser, each one OFFERS
 // permessage-deflate (the `ws` package's default); what the server answered is
 // reported as `extensions` ("permessage-deflate" when it accepted, "" when it declined).
 //
@@ -16,7 +18,10 @@ const { performance } = require("node:perf_hooks");
 const { io } = require("socket.io-client");
 
 const config = JSON.parse(process.argv[2]);
-const NOTE = "You have a new message from alice: see you at the station at six?";
+const NOTE = "see you at the station at six?";
+// Names no earlier run used: chapter 10 keeps notifications in Redis and replays them on connect.
+const RUN = `${process.pid}x${Date.now().toString(36)}`;
+const cookies = new Map(); // "url name" -> cookie
 
 function say(line) {
   process.stdout.write(JSON.stringify(line) + "\n");
@@ -29,26 +34,43 @@ function fail(message) {
 
 setTimeout(() => fail(`gave up after ${config.deadline_s || 120} s`), (config.deadline_s || 120) * 1000).unref();
 
-function connect(url) {
+async function logIn(url, name) {
+  // Once per user and server: its session cookie, as a browser gets it from the login form.
+  const key = `${url} ${name}`;
+  if (!cookies.has(key)) {
+    const response = await fetch(`${url}/login`, {
+      method: "POST",
+      body: new URLSearchParams({ username: name }),
+      redirect: "manual",
+    });
+    const cookie = response.headers.get("set-cookie");
+    if (response.status !== 302 || !cookie) throw new Error(`${url}: login as ${name} answered ${response.status}`);
+    cookies.set(key, cookie.split(";")[0]);
+  }
+  return cookies.get(key);
+}
+
+async function connect(url, name) {
+  const cookie = await logIn(url, name);
   return new Promise((resolve, reject) => {
     const socket = io(url, {
       transports: ["websocket"], // the connection a browser upgrades to; polling is not measured
       forceNew: true,
       reconnection: false,
       timeout: 20000,
-      extraHeaders: config.headers || {},
+      extraHeaders: { Cookie: cookie },
     });
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (error) => reject(new Error(`${url}: ${error.message}`)));
   });
 }
 
-async function connectAll(urls, count, batch) {
+async function connectAll(urls, name, count, batch) {
   // In batches: a burst of hundreds of connects would overflow a listen backlog of 50 (eventlet's).
   const sockets = [];
   for (let i = 0; i < count; i += batch) {
     const size = Math.min(batch, count - i);
-    const next = Array.from({ length: size }, (_, j) => connect(urls[(i + j) % urls.length]));
+    const next = Array.from({ length: size }, (_, j) => connect(urls[(i + j) % urls.length], name));
     sockets.push(...(await Promise.all(next)));
   }
   return sockets;
@@ -62,8 +84,10 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-function emitWithAck(socket, event, payload) {
-  return new Promise((resolve) => socket.emit(event, payload, resolve));
+function notify(socket, to, text) {
+  return new Promise((resolve, reject) =>
+    socket.emit("send_notification", { to, text }, (answer) =>
+      answer && answer.id ? resolve(answer) : reject(new Error(`send_notification: ${JSON.stringify(answer)}`))));
 }
 
 // Each scenario: set up, then `measure(work)` brackets the measured phase.
@@ -82,13 +106,16 @@ async function measure(work) {
 
 const scenarios = {
   async roundtrip({ urls, count = 500, warmup = 50 }) {
-    const [socket] = await connectAll(urls, 1, 1);
-    for (let i = 0; i < warmup; i++) await emitWithAck(socket, "echo", { text: NOTE });
+    // Alice notifies Carol, who is known (logged in once) but offline: the round trip alone.
+    const carol = `carol${RUN}`;
+    await logIn(urls[0], carol);
+    const [socket] = await connectAll(urls, `alice${RUN}`, 1, 1);
+    for (let i = 0; i < warmup; i++) await notify(socket, carol, NOTE);
     const result = await measure(async () => {
       const times = [];
       for (let i = 0; i < count; i++) {
         const sent = performance.now();
-        await emitWithAck(socket, "echo", { text: NOTE });
+        await notify(socket, carol, NOTE);
         times.push(performance.now() - sent);
       }
       times.sort((a, b) => a - b);
@@ -98,7 +125,9 @@ const scenarios = {
   },
 
   async throughput({ urls, clients = 20, inflight = 10, per_client = 100 }) {
-    const sockets = await connectAll(urls, clients, clients);
+    const carol = `carol${RUN}`;
+    await logIn(urls[0], carol);
+    const sockets = await connectAll(urls, `alice${RUN}`, clients, clients);
     const result = await measure(async () => {
       // Each client keeps `inflight` acknowledged emits outstanding until it has sent `per_client`.
       const client = async (socket) => {
@@ -106,22 +135,25 @@ const scenarios = {
         const lane = async () => {
           while (sent < per_client) {
             sent += 1;
-            await emitWithAck(socket, "echo", { text: NOTE });
+            await notify(socket, carol, NOTE);
           }
         };
         await Promise.all(Array.from({ length: inflight }, lane));
       };
       const started = performance.now();
       await Promise.all(sockets.map(client));
-      return { messages_per_s: (clients * per_client * 1000) / (performance.now() - started) };
+      return { acks_per_s: (clients * per_client * 1000) / (performance.now() - started) };
     });
     return { ...result, extensions: extensionsOf(sockets[0]), sockets };
   },
 
   async fanout({ urls, clients = 200, broadcasts = 200, window = 10, batch = 25 }) {
-    // `clients` receivers spread over `urls` (two servers: half on each); the first one also
-    // sends. A broadcast is done when every receiver has it; `window` are in flight at once.
-    const sockets = await connectAll(urls, clients, batch);
+    // Bob has `clients` tabs open, spread over `urls` (two servers: half on each); Alice, on the
+    // first server, notifies him `broadcasts` times. A notification is done when all of Bob's
+    // tabs have it; `window` of them are in flight at once. The text carries the send time.
+    const bob = `bob${RUN}`;
+    const sockets = await connectAll(urls, bob, clients, batch);
+    const [alice] = await connectAll(urls, `alice${RUN}`, 1, 1);
     const latencies = [];
     const received = new Map();
     let finish;
@@ -132,12 +164,12 @@ const scenarios = {
     const send = () => {
       if (sent >= broadcasts) return;
       sent += 1;
-      sockets[0].emit("notify", { id: sent, text: NOTE, t: performance.now() }, () => {});
+      notify(alice, bob, `${performance.now()} ${NOTE}`).catch((error) => fail(error.message));
     };
     for (const socket of sockets) {
-      socket.on("notification", ({ id, t }) => {
+      socket.on("notification", ({ id, text }) => {
         last = performance.now();
-        latencies.push(last - t);
+        latencies.push(last - parseFloat(text));
         const count = (received.get(id) || 0) + 1;
         received.set(id, count);
         if (count === clients) {
@@ -158,13 +190,13 @@ const scenarios = {
         p99_ms: percentile(latencies, 99),
       };
     });
-    return { ...result, extensions: extensionsOf(sockets[0]), sockets };
+    return { ...result, extensions: extensionsOf(sockets[0]), sockets: [...sockets, alice] };
   },
 
   async connections({ urls, clients = 1000, batch = 25 }) {
     const result = await measure(async () => {
       const started = performance.now();
-      const sockets = await connectAll(urls, clients, batch);
+      const sockets = await connectAll(urls, `dave${RUN}`, clients, batch);
       return { connect_s: (performance.now() - started) / 1000, sockets };
     });
     // Every connection is open: the runner measures the server's memory, then answers.
