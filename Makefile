@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
 
-.PHONY: setup run test lock notebooks notebooks-clean
+.PHONY: setup run test lock notebooks notebooks-clean bench
 
-setup: $(VENV)/.installed static/vendor/socket.io.min.js
+setup: $(VENV)/.installed static/vendor/socket.io.min.js bench/node_modules/.package-lock.json
 
 # No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network).
 run: setup
@@ -22,6 +22,11 @@ test: setup
 notebooks: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ARGS)
 
+# Chapter 10 against Node's Socket.IO, a few minutes (bench/README.md).
+# BENCH_ARGS="--plot bench.png" also draws the figures; --help lists the options.
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 # Strip outputs before committing a notebook (the suite checks it).
 notebooks-clean: setup
 	$(BIN)/python notebooks/clean.py
@@ -34,6 +39,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# The benchmark's Node.js reference server and load generator.
+bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund
 
 # The pages load the client from the app's own static folder: offline-proof.
 static/vendor/socket.io.min.js: node_modules/.package-lock.json
