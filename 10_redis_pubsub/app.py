@@ -1,10 +1,11 @@
 """10 · Redis pub/sub: a notification service for several server processes, nothing lost (notes: redis订阅+websocket)."""
 import os
 
-if os.environ.get("ASYNC_MODE") == "eventlet":
+if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
     # First, before anything opens a socket: redis-py reads its sockets with blocking
     # calls, which would freeze every eventlet green thread, so python-socketio refuses
-    # Redis under eventlet unless the socket library is patched to yield.
+    # Redis under eventlet unless the socket library is patched to yield. Only when run
+    # as the server: a process that imports this module (pytest) must stay unpatched.
     import eventlet
     eventlet.monkey_patch()
 
