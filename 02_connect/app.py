@@ -1,5 +1,4 @@
 """02 · Connect: connect and disconnect handlers, auth, refusing a connection (notes: 连接事件)."""
-import json
 import os
 
 from flask import Flask, render_template, request
@@ -23,17 +22,9 @@ def create_app(**settings):
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app))
+        return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
-
-
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
 
 
 def name_problem(name):

@@ -1,5 +1,4 @@
 """03 · Receive: unnamed and named events, several arguments, on_event, acknowledgements (notes: 接收消息)."""
-import json
 import os
 
 from flask import Flask, render_template, request
@@ -22,17 +21,10 @@ def create_app(**settings):
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app))
+        return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
 
-
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
 
 def reject(event, problem):
     """Tell the sender only what was wrong; the returned value answers an acknowledgement."""

@@ -25,17 +25,9 @@ def create_app(**settings):
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app))
+        return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
-
-
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
 
 
 def text_problem(text, name="the message"):

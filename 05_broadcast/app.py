@@ -1,5 +1,4 @@
 """05 · Broadcast: everyone, everyone but me, and messages the server starts (notes: 广播)."""
-import json
 import os
 import threading
 import time
@@ -28,8 +27,7 @@ def create_app(**settings):
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app))
+        return render_template("index.html", async_mode=socketio.async_mode)
 
     @app.post("/notify")
     def notify():
@@ -47,13 +45,6 @@ def create_app(**settings):
         return {"sent": data["text"]}
 
     return app
-
-
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
 
 
 def text_problem(text):
