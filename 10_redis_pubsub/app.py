@@ -13,6 +13,7 @@ import atexit  # noqa: E402 (after the monkey patching, on purpose)
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 import redis  # noqa: E402
 from flask import Flask, current_app, redirect, render_template, request, session, url_for  # noqa: E402
@@ -46,7 +47,8 @@ def create_app(**settings):
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = decline_websocket_compression(app.wsgi_app)
-    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"])
+    app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
+    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop)
 
     @app.get("/")
     def index():
@@ -108,8 +110,9 @@ def start_private_redis():
     """No REDIS_URL: run a private redis-server for as long as this process, and say how to share it."""
     private = PrivateRedis().start()
     atexit.register(private.remove)
-    # Ctrl-C unwinds through atexit already; make a plain `kill` do the same.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C unwinds through atexit already; make a plain `kill` act as Ctrl-C. (Not
+    # sys.exit: under eventlet a SystemExit raised in a green thread can leave the server up.)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f" * No REDIS_URL: started a private Redis at {private.url}\n"
           f" * Run a second server on it: REDIS_URL={private.url} PORT=5001 python app.py\n"
           f" * Publish to it: REDIS_URL={private.url} python publish.py --to NAME \"hello\"", flush=True)
@@ -153,7 +156,7 @@ def last_seen(data):
     return last_id
 
 
-def forward_notifications(redis_url):
+def forward_notifications(redis_url, stop):
     """Background task: forward each notification announced on Redis to its recipient's tabs in this process.
 
     Every server process runs one, and each delivers only to its own clients
@@ -162,13 +165,17 @@ def forward_notifications(redis_url):
     clients to ``sync``, which replays whatever was stored while nobody listened.
     """
     attempt = 0
-    while True:
-        listener = store.connect(redis_url).pubsub(ignore_subscribe_messages=True)
+    while not stop.is_set():
+        client = store.connect(redis_url)
+        listener = client.pubsub(ignore_subscribe_messages=True)
         try:
             listener.subscribe(store.CHANNEL)
             attempt = 0
             socketio.emit("resync", ignore_queue=True)
-            for message in listener.listen():
+            while not stop.is_set():
+                message = listener.get_message(timeout=1)  # None after a quiet second: look at `stop` again
+                if message is None:
+                    continue
                 try:
                     notification = store.parse(message["data"])
                 except ValueError as error:
@@ -183,6 +190,7 @@ def forward_notifications(redis_url):
             attempt += 1
         finally:
             listener.close()
+            client.close()
 
 
 @socketio.on("connect")

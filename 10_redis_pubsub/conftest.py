@@ -51,10 +51,24 @@ def name():
 
 
 @pytest.fixture
-def app(chapter, redis_url):
+def make_app(chapter, redis_url):
+    """Create the chapter's Flask app for in-process tests (the session's Redis unless given); stop its task after."""
+    apps = []
+
+    def make_app(url=redis_url):
+        apps.append(chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=url,
+                                       MESSAGE_QUEUE=False))
+        return apps[-1]
+
+    yield make_app
+    for app in apps:
+        app.extensions["stop_forwarding"].set()
+
+
+@pytest.fixture
+def app(make_app):
     """The chapter's Flask app on the session's Redis, configured for in-process tests."""
-    return chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=redis_url,
-                              MESSAGE_QUEUE=False)
+    return make_app()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import requests
 import socketio
 from playwright.sync_api import expect
 
-from private_redis import PrivateRedis
+from private_redis import free_port
 from tutorial import ASYNC_MODES
 
 LONG = "x" * 501
@@ -106,7 +106,8 @@ def test_bad_notifications_are_refused_and_nothing_is_stored(log_in, name, redis
     assert error in answer["error"]
     assert sender.get_received() == [
         {"name": "bad_input", "namespace": "/", "args": [{"event": "send_notification", "error": answer["error"]}]}]
-    assert redis.Redis.from_url(redis_url).xlen(f"notifications:{recipient}") == 0
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.xlen(f"notifications:{recipient}") == 0
 
 
 @pytest.mark.parametrize("event, payload, error", [
@@ -161,28 +162,23 @@ def test_garbage_on_the_channel_is_ignored(log_in, name, redis_url):
     bob = name("bob")
     tab = log_in(bob)
     wait_for(tab, "status")
-    r = redis.Redis.from_url(redis_url)
-    for garbage in ("not json", '{"to": "x"}', '{"id": "1", "to": "%s"}' % bob, "[]"):
-        r.publish("notifications", garbage)
+    with redis.Redis.from_url(redis_url) as r:
+        for garbage in ("not json", '{"to": "x"}', '{"id": "1", "to": "%s"}' % bob, "[]"):
+            r.publish("notifications", garbage)
     tab.emit("send_notification", {"to": bob, "text": "still working"}, callback=True)
     assert texts(notifications(wait_for(tab, "notification"))) == ["still working"]
 
 
-def test_pages_load_and_say_so_while_redis_is_down(chapter, name):
-    down = PrivateRedis()  # never started: nothing listens on its port
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=down.url,
-                             MESSAGE_QUEUE=False)
-    http = app.test_client()
+def test_pages_load_and_say_so_while_redis_is_down(make_app, name):
+    http = make_app(f"redis://127.0.0.1:{free_port()}/0").test_client()  # nothing listens there
     assert http.get("/").status_code == 200
     response = http.post("/login", data={"username": name("ann")})
     assert response.status_code == 503
     assert UNAVAILABLE in response.get_data(as_text=True)
-    down.remove()
 
 
-def test_a_logged_in_page_still_connects_and_shows_redis_is_down(chapter, durable_redis, name):
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=durable_redis.url,
-                             MESSAGE_QUEUE=False)
+def test_a_logged_in_page_still_connects_and_shows_redis_is_down(chapter, make_app, durable_redis, name):
+    app = make_app(durable_redis.url)
     http = app.test_client()
     http.post("/login", data={"username": name("ann")})
     durable_redis.stop()
