@@ -35,6 +35,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# matplotlib builds its font cache on first import and, if that takes over 5 s,
+	@# says so on stderr: do it now, not inside a notebook that must print no errors.
+	$(BIN)/python -c "import matplotlib.font_manager"
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
