@@ -10,7 +10,6 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
     eventlet.monkey_patch()
 
 import atexit  # noqa: E402 (after the monkey patching, on purpose)
-import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -52,8 +51,7 @@ def create_app(**settings):
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode,
-                               client_version=installed_client_version(app), username=session.get("username"))
+        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"))
 
     @app.post("/login")
     def login():
@@ -77,13 +75,6 @@ def create_app(**settings):
     return app
 
 
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
-
-
 def decline_websocket_compression(wsgi_app):
     """WSGI middleware: every WebSocket handshake reaches the server as if the client offered no compression.
 
@@ -102,8 +93,7 @@ def decline_websocket_compression(wsgi_app):
 
 def login_failed(app, error, status):
     """The login form again, saying why."""
-    return render_template("index.html", async_mode=socketio.async_mode,
-                           client_version=installed_client_version(app), username=None, error=error), status
+    return render_template("index.html", async_mode=socketio.async_mode, username=None, error=error), status
 
 
 def start_private_redis():

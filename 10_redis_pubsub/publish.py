@@ -12,7 +12,6 @@ Exits 0 once stored, 1 if Redis is unreachable or the recipient unknown, 2 on ba
 """
 import argparse
 import os
-import sys
 
 import redis
 
