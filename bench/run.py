@@ -39,7 +39,7 @@ GEVENT = "from gevent import monkey; monkey.patch_all(); import runpy; runpy.run
 REDIS_CONNECTIONS = 1000  # per client pool in each Python server process (see start())
 
 # name: (runtime, environment). Chapter 10's defaults, except: "deflate" servers accept the
-# compression clients offer; "no queue" runs without Flask-SocketIO's message queue.
+# compression clients offer.
 SERVERS = {
     "node": ("node", {}),
     "eventlet": ("python", {"ASYNC_MODE": "eventlet"}),
@@ -48,7 +48,6 @@ SERVERS = {
     "eventlet deflate": ("python", {"ASYNC_MODE": "eventlet", "FLASK_WEBSOCKET_COMPRESSION": "true"}),
     "threading deflate": ("python", {"ASYNC_MODE": "threading", "FLASK_WEBSOCKET_COMPRESSION": "true"}),
     "gevent deflate": ("python", {"ASYNC_MODE": "gevent", "FLASK_WEBSOCKET_COMPRESSION": "true"}),
-    "eventlet no queue": ("python", {"ASYNC_MODE": "eventlet", "FLASK_MESSAGE_QUEUE": "false"}),
 }
 FULL = {
     "roundtrip": {"count": 300, "warmup": 30},
@@ -74,7 +73,7 @@ TRIALS = {
 MODES = ["eventlet", "threading", "gevent"]
 DEFLATE = [f"{mode} deflate" for mode in MODES]
 # What runs where: compression only changes what the servers send, so its variants skip (1) and (2).
-PLAN = ([("requests", server) for server in ["node", *MODES, "eventlet no queue"]]
+PLAN = ([("requests", server) for server in ["node", *MODES]]
         + [("fanout", server) for server in DEFLATE]
         + [("memory", server) for server in ["node", *MODES, *DEFLATE]]
         + [("redis", server) for server in ["node", *MODES]])
@@ -86,9 +85,13 @@ METRICS = [
     ("throughput", "acks_per_s", "(2) throughput, 20 clients × 10 in flight", "acks/s", True),
     ("fanout", "deliveries_per_s", "(3) fan-out to 200 clients", "deliveries/s", True),
     ("fanout", "p99_ms", "(3) fan-out delivery latency, p99", "ms", False),
+    ("fanout", "cpu_us_per_delivery", "(3) fan-out: server CPU time per delivery", "µs", False),
     ("connections", "connect_s", "(4) 1,000 connections: time to connect all", "s", False),
     ("connections", "rss_mb", "(4) server memory (RSS) with 1,000 clients", "MB", False),
+    ("connections", "kb_per_connection", "(4) server memory per connection", "KB", False),
     ("redis", "deliveries_per_s", "(5) fan-out through Redis, two server processes", "deliveries/s", True),
+    ("redis", "cpu_us_per_delivery", "(5) through Redis: server CPU time per delivery, both processes",
+     "µs", False),
 ]
 
 
@@ -183,14 +186,20 @@ def drive(servers, scenarios):
             extra.setdefault(message["scenario"], {})["server_cpu"] = (now[1] - started[1]) / (now[0] - started[0])
         elif mark == "holding":
             rss = sum(s.ps.memory_info().rss for s in servers)
-            extra["connections"].update(rss_mb=rss / 2**20, baseline_mb=baseline_rss / 2**20)
+            clients = next(s["clients"] for s in scenarios if s["name"] == "connections")
+            extra["connections"].update(rss_mb=rss / 2**20, baseline_mb=baseline_rss / 2**20,
+                                        kb_per_connection=(rss - baseline_rss) / 1024 / clients)
             loadgen.stdin.write("measured\n")
             loadgen.stdin.flush()
         elif "result" in message:
             results = message["result"]
     if loadgen.wait() != 0:
         raise RuntimeError(f"the load generator failed against {config['urls']}")
-    return {name: {**result, **extra.get(name, {})} for name, result in results.items()}
+    results = {name: {**result, **extra.get(name, {})} for name, result in results.items()}
+    if "fanout" in results:  # what a delivery costs the server, whatever the machine gave it
+        fanout = results["fanout"]
+        fanout["cpu_us_per_delivery"] = fanout["server_cpu"] / fanout["deliveries_per_s"] * 1e6
+    return results
 
 
 def run(repetitions, sizes, plan):
@@ -266,9 +275,12 @@ def plot(summary, servers, path):
     matplotlib.use("Agg")  # a file, no window
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 4, figsize=(16, 7.5), constrained_layout=True)
+    figure, axes = plt.subplots(3, 4, figsize=(16, 11), constrained_layout=True)
     for axis, (scenario, key, title, unit, higher) in zip(axes.flat, METRICS):
         reference = summary[scenario, key, reference_for(scenario)][0]
+        if not reference:  # a CPU time too short to measure (--smoke): nothing to divide by
+            axis.set_visible(False)
+            continue
         shown = [s for s in servers if (scenario, key, s) in summary]
         medians = [summary[scenario, key, s][0] / reference for s in shown]
         lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown)]
@@ -279,6 +291,8 @@ def plot(summary, servers, path):
         axis.set_title(f"{title}\n({'higher' if higher else 'lower'} is better)", fontsize=9)
         axis.set_ylabel("× Node (same run)")
         axis.tick_params(axis="x", labelrotation=45, labelsize=8)
+    for axis in axes.flat[len(METRICS):]:
+        axis.set_visible(False)
     figure.suptitle("Flask-SocketIO notification server vs Node.js Socket.IO 4.8 (median, min–max); "
                     "red: compression accepted")
     figure.savefig(path, dpi=80)

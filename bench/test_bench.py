@@ -52,7 +52,9 @@ def test_smoke_run_measures_every_metric_on_every_server(smoke, scenario, metric
     measured = {row["server"]: row for row in figures["figures"] if (row["scenario"], row["metric"]) == (scenario, metric)}
     assert set(measured) == servers
     for row in measured.values():
-        assert math.isfinite(row["median"]) and 0 < row["min"] <= row["median"] <= row["max"]
+        assert math.isfinite(row["median"]) and 0 <= row["min"] <= row["median"] <= row["max"]
+        # CPU time and memory growth may round to 0 in so short a run; the timed figures cannot.
+        assert row["min"] > 0 or metric in ("cpu_us_per_delivery", "kb_per_connection")
 
 
 def test_smoke_run_sees_what_each_server_negotiated(smoke):
