@@ -7,7 +7,8 @@ A chapter's tests live in its folder and ask for fixtures by level:
 - live: ``server`` (``app.py`` as a real process, once per async mode) and
   ``connect`` (real ``socketio.SimpleClient`` connections over WebSocket only);
 - browser: ``open_page`` (the page in headless Chromium, allowed to reach only
-  the local server, and failing the test unless Socket.IO upgraded to WebSocket).
+  the local server, and failing the test unless Socket.IO upgraded to WebSocket),
+  and ``local_pages`` for pages of several local servers.
 """
 import functools
 import importlib.util
@@ -107,54 +108,81 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def open_page(browser, server):
-    """Open the chapter's page, each call in a fresh browser context (a different user).
+class LocalPages:
+    """Browser pages that may reach only URLs starting with ``origin``: a classroom may be offline.
 
-    The page may only reach the local server (a classroom may be offline), must raise
-    no JavaScript error, and must have upgraded its Socket.IO connection to WebSocket
-    by the end of the test, unless opened with ``websocket=False``.
+    Each ``open`` is a fresh browser context, so a different user. ``check()`` fails
+    the test if a page reached elsewhere, raised a JavaScript error, or (unless opened
+    with ``websocket=False``) never upgraded its Socket.IO connection to WebSocket.
     """
-    contexts, foreign, errors, must_upgrade, upgraded = [], [], [], [], set()
-    local = server.url + "/"
-    local_ws = local.replace("http://", "ws://", 1)
 
-    def guard(route):
-        if route.request.url.startswith(local):
+    def __init__(self, browser, origin):
+        self.browser = browser
+        self.origin = origin
+        self.ws_origin = origin.replace("http://", "ws://", 1)
+        self.contexts, self.foreign, self.errors, self.must_upgrade, self.upgraded = [], [], [], [], set()
+
+    def _guard(self, route):
+        if route.request.url.startswith(self.origin):
             route.continue_()
         else:
-            foreign.append(route.request.url)
+            self.foreign.append(route.request.url)
             route.abort()
 
-    def watch(page, ws):
-        if not ws.url.startswith(local_ws):
-            foreign.append(ws.url)
-        # The server's "3probe" answer is the WebSocket half of Socket.IO's upgrade.
-        ws.on("framereceived", lambda payload: payload == "3probe" and upgraded.add(page))
+    def _watch(self, page):
+        page.on("pageerror", lambda error: self.errors.append(error))
+        page.on("websocket", lambda ws: self._watch_websocket(page, ws))
 
-    def open_page(path="/", websocket=True):
-        context = browser.new_context()
-        context.route("**/*", guard)
+    def _watch_websocket(self, page, ws):
+        if not ws.url.startswith(self.ws_origin):
+            self.foreign.append(ws.url)
+        # The server's "3probe" answer is the WebSocket half of Socket.IO's upgrade.
+        ws.on("framereceived", lambda payload: payload == "3probe" and self.upgraded.add(page))
+
+    def open(self, url, websocket=True):
+        """A new page in a new context, at ``url``."""
+        context = self.browser.new_context()
+        context.route("**/*", self._guard)
+        context.on("page", self._watch)  # every page of the context, popups included
         page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(error))
-        page.on("websocket", lambda ws: watch(page, ws))
-        page.goto(server.url + path)
-        contexts.append(context)
+        page.goto(url)
+        self.contexts.append(context)
         if websocket:
-            must_upgrade.append(page)
+            self.must_upgrade.append(page)
         return page
 
-    yield open_page
+    def check(self):
+        """Close every context, then fail on what the pages did wrong."""
+        def waiting():
+            return [p for p in self.must_upgrade if p not in self.upgraded and not p.is_closed()]
 
-    def waiting():
-        return [p for p in must_upgrade if p not in upgraded and not p.is_closed()]
+        deadline = time.monotonic() + 5
+        while waiting() and time.monotonic() < deadline:
+            waiting()[0].wait_for_timeout(50)  # a poll: lets Playwright deliver the frames
+        stuck = [p.url for p in waiting()]
+        for context in self.contexts:
+            context.close()
+        assert not self.foreign, f"a page reached beyond {self.origin}: {self.foreign}"
+        assert not self.errors, f"JavaScript errors on the page: {self.errors}"
+        assert not stuck, f"Socket.IO never upgraded to WebSocket on: {stuck}"
 
-    deadline = time.monotonic() + 5
-    while waiting() and time.monotonic() < deadline:
-        waiting()[0].wait_for_timeout(50)  # a poll: lets Playwright deliver the frames
-    stuck = [p.url for p in waiting()]
-    for context in contexts:
-        context.close()
-    assert not foreign, f"the page reached beyond the local server: {foreign}"
-    assert not errors, f"JavaScript errors on the page: {errors}"
-    assert not stuck, f"Socket.IO never upgraded to WebSocket on: {stuck}"
+
+@pytest.fixture
+def local_pages(browser):
+    """Make ``LocalPages`` for an origin; all are checked when the test ends."""
+    made = []
+
+    def local_pages(origin):
+        made.append(LocalPages(browser, origin))
+        return made[-1]
+
+    yield local_pages
+    for pages in made:
+        pages.check()
+
+
+@pytest.fixture
+def open_page(local_pages, server):
+    """Open the chapter's page in a fresh browser context (a different user) that may reach only its server."""
+    pages = local_pages(server.url + "/")
+    return lambda path="/", websocket=True: pages.open(server.url + path, websocket)

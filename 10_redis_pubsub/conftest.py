@@ -217,36 +217,18 @@ def nginx(servers):
 
 
 @pytest.fixture
-def open_page(browser):
+def open_page(local_pages):
     """Open the page at a URL as a logged-in user, each call in a fresh browser context.
 
-    Like the root fixture, for several local addresses (two processes, nginx): the page
-    may only reach 127.0.0.1, must raise no JavaScript error, and must end up on WebSocket.
+    The root harness's checks, for several local addresses (two processes, nginx).
     """
-    contexts, foreign, errors = [], [], []
-
-    def guard(route):
-        if route.request.url.startswith("http://127.0.0.1:"):
-            route.continue_()
-        else:
-            foreign.append(route.request.url)
-            route.abort()
+    pages = local_pages("http://127.0.0.1:")
 
     def open_page(url, user):
-        context = browser.new_context()
-        contexts.append(context)
-        context.route("**/*", guard)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(error))
-        page.on("websocket", lambda ws: ws.url.startswith("ws://127.0.0.1:") or foreign.append(ws.url))
-        page.goto(url)
+        page = pages.open(url)
         page.fill("#username", user)
         page.click("#login button")
         page.wait_for_function("() => typeof socket !== 'undefined' && socket.io.engine?.transport.name === 'websocket'", timeout=5000)
         return page
 
-    yield open_page
-    for context in contexts:
-        context.close()
-    assert not foreign, f"the page reached beyond the local servers: {foreign}"
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    return open_page

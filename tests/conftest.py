@@ -102,31 +102,10 @@ def start_hub():
 
 
 @pytest.fixture
-def open_hub_page(browser, hub):
+def open_hub_page(local_pages, hub):
     """Open a hub page in a fresh browser context, allowed to reach only this machine, failing on JS errors."""
-    contexts, foreign, errors = [], [], []
-
-    def guard(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            foreign.append(route.request.url)
-            route.abort()
-
-    def open_hub_page(path="/"):
-        context = browser.new_context()
-        context.route("**/*", guard)
-        context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(error)))  # popups too
-        page = context.new_page()
-        page.goto(hub.url + path)
-        contexts.append(context)
-        return page
-
-    yield open_hub_page
-    for context in contexts:
-        context.close()
-    assert not foreign, f"a page reached beyond this machine: {foreign}"
-    assert not errors, f"JavaScript errors: {errors}"
+    pages = local_pages("http://127.0.0.1:")
+    return lambda path="/": pages.open(hub.url + path, websocket=False)
 
 
 FAKE_CHAPTERS = {
