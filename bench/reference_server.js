@@ -72,8 +72,6 @@ async function main() {
       reply({ id });
     });
   });
-  // Ctrl-C (the runner's stop signal) ends the process at once.
-  process.on("SIGINT", () => process.exit(0));
   httpServer.listen(Number(process.env.PORT || 5000), process.env.HOST || "127.0.0.1");
 }
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -128,13 +129,13 @@ class Process:
         return times.user + times.system
 
     def stop(self):
-        """Stop as Ctrl-C would; kill it if it lingers."""
+        """Stop it with SIGTERM (nothing here needs a graceful exit); kill it if it lingers."""
         if self.popen.poll() is None:
-            os.killpg(self.popen.pid, 2)
+            os.killpg(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, 9)
+                os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
         self.log.close()
 
