@@ -46,8 +46,14 @@ class UnknownRecipient(ValueError):
 
 
 def connect(url):
-    """A Redis client that fails at once when Redis is away, instead of retrying behind the caller's back."""
-    return redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2)
+    """A Redis client that fails at once when Redis is away, instead of retrying behind the caller's back.
+
+    A burst of senders waits (up to 2 s) for a free connection of its pool: redis-py's
+    default pool would raise once 100 are busy, and every sender would be told Redis is down.
+    """
+    pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+                                                 socket_connect_timeout=2, max_connections=50, timeout=2)
+    return redis.Redis(connection_pool=pool)
 
 
 def check_name(name):

@@ -2,6 +2,7 @@
 import re
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -10,6 +11,7 @@ import requests
 import socketio
 from playwright.sync_api import expect
 
+import notification_store
 from private_redis import free_port
 from tutorial import ASYNC_MODES
 
@@ -385,3 +387,15 @@ def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publ
     expect(page.locator("#notifications li")).to_have_text(
         ["#3 cron: from publish.py", f"#2 {alice}: from {servers[1].port}", f"#1 {alice}: from {servers[0].port}"])
     expect(page.locator("#unread")).to_have_text("3")
+
+
+def test_a_burst_of_senders_waits_for_a_free_connection_instead_of_failing(redis_url, name):
+    """More sends at once than the pool has connections: each waits its turn, none is told Redis is down."""
+    r = notification_store.connect(redis_url)
+    bob = name("bob")
+    notification_store.register(r, bob)
+    r.execute_command("CLIENT", "PAUSE", 300, "ALL")  # Redis is slow for a moment: the sends pile up
+    with ThreadPoolExecutor(200) as senders:
+        sent = list(senders.map(lambda n: notification_store.store_and_publish(r, bob, "tester", f"burst {n}"), range(200)))
+    r.close()
+    assert sorted(notification["id"] for notification in sent) == list(range(1, 201))

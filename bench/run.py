@@ -37,7 +37,6 @@ from private_redis import PrivateRedis  # noqa: E402 (chapter 10's own: redislit
 # eventlet only, so the benchmark does it for gevent, first, the same way (Redis needs it).
 GEVENT = "from gevent import monkey; monkey.patch_all(); import runpy; runpy.run_path('app.py', run_name='__main__')"
 
-REDIS_CONNECTIONS = 1000  # per client pool in each Python server process (see start())
 
 # name: (runtime, environment). Chapter 10's defaults, except: "deflate" servers accept the
 # compression clients offer.
@@ -146,9 +145,7 @@ def start(server, redis_url):
     if runtime == "node":
         return Process(["node", str(BENCH / "reference_server.js")], BENCH, {**env, "REDIS_URL": redis_url}).wait_ready()
     # Chapter 10 always keeps its notifications in Redis; two processes must share the secret key.
-    # redis-py 8 caps a connection pool at 100 connections and then raises instead of waiting:
-    # with 200 sends in flight (scenario 2) chapter 10 would answer "cannot reach Redis".
-    env = {**env, "REDIS_URL": f"{redis_url}?max_connections={REDIS_CONNECTIONS}", "FLASK_SECRET_KEY": "bench"}
+    env = {**env, "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench"}
     command = [sys.executable, "-c", GEVENT] if env["ASYNC_MODE"] == "gevent" else [sys.executable, "app.py"]
     return Process(command, CHAPTER, env).wait_ready()
 
