@@ -81,3 +81,13 @@ def test_notes_era_client_is_refused(server):
         urllib.request.urlopen(old_handshake)
     assert refused.value.code == 400
     assert b"unsupported version" in refused.value.read()
+
+
+def test_other_origins_are_refused(server):
+    """Flask-SocketIO accepts only pages served by this server: another site's page cannot connect."""
+    handshake = urllib.request.Request(f"{server.url}/socket.io/?EIO=4&transport=polling",
+                                       headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(handshake)
+    assert refused.value.code == 400
+    assert b"Not an accepted origin" in refused.value.read()
