@@ -62,8 +62,12 @@ def eventually(condition, failure, timeout=5):
 @pytest.fixture
 def server_says(server):
     """Wait, up to five seconds, until the live server has printed a line containing ``text``."""
-    return lambda text: eventually(lambda: text in server.output(),
-                                   lambda: f"the server never printed {text!r}:\n{server.output()}")
+
+    def server_says(text):
+        assert server.wait_for_output(text), f"the server never printed {text!r}:\n{server.output()}"
+        return True
+
+    return server_says
 
 
 @pytest.fixture

@@ -152,20 +152,12 @@ def test_a_question_nobody_answers_in_time(verbose_server):
         client.disconnect()
 
 
-def wait_for_output(server, text, timeout=5):
-    """Poll the server's output until ``text`` shows up; return whether it did."""
-    deadline = time.monotonic() + timeout
-    while text not in server.output() and time.monotonic() < deadline:
-        time.sleep(0.05)  # not synchronisation: the pause between two polls
-    return text in server.output()
-
-
 def test_socketio_logger_shows_every_event_and_packet(verbose_server, server, connect):
     with socketio.SimpleClient() as sio:
         sio.connect(verbose_server.url, namespace="/test", transports=["websocket"], wait_timeout=5)
         sio.call("my_event", {"data": "log me"}, timeout=5)
-        assert wait_for_output(verbose_server, f'received event "my_event" from {sio.sid} [/test]')  # logger
-        assert wait_for_output(verbose_server, 'Sending packet MESSAGE data 2/test,["my_response",'
+        assert verbose_server.wait_for_output(f'received event "my_event" from {sio.sid} [/test]')  # logger
+        assert verbose_server.wait_for_output('Sending packet MESSAGE data 2/test,["my_response",'
                                                '{"data":"log me","username":null}]')  # engineio_logger
     # Off by default: the ordinary server said nothing of the kind about the same traffic.
     connect("/test").call("my_event", {"data": "quiet"}, timeout=5)

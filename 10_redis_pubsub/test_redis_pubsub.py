@@ -12,8 +12,8 @@ import socketio
 from playwright.sync_api import expect
 
 import notification_store
-from private_redis import free_port
 from tutorial import ASYNC_MODES
+from tutorial.servers import free_port
 
 LONG = "x" * 501
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"

@@ -75,6 +75,13 @@ class ChapterServer:
             self._log.close()
             self._log = None
 
+    def wait_for_output(self, text, timeout=5):
+        """Whether the server prints ``text`` within ``timeout`` seconds (a poll on its log)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output() and time.monotonic() < deadline:
+            time.sleep(0.05)  # not synchronisation: the pause between two polls
+        return text in self.output()
+
     def output(self):
         """Everything the server printed so far (its log)."""
         if self._log is None:
