@@ -17,7 +17,6 @@ SWITCH = "[English](README.md) | [中文](README.zh-CN.md)"
 # English READMEs whose twin is still to be written (issue 16): writing one is deleting its line here.
 PENDING = {
     "README.md",
-    "notebooks/README.md",
     "10_redis_pubsub/README.md",
     "bench/README.md",
 }
