@@ -1,0 +1,97 @@
+"""Chinese twins (README.zh-CN.md) keep the headings, code blocks and links of their English README."""
+
+import collections
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from markdown_it import MarkdownIt
+
+from tutorial import ROOT
+
+TWIN = "README.zh-CN.md"
+# Under each file's title, in both languages: the reader switches with one click.
+SWITCH = "[English](README.md) | [中文](README.zh-CN.md)"
+# English READMEs whose twin is still to be written (issue 16): writing one is deleting its line here.
+PENDING = {
+    "10_redis_pubsub/README.md",
+    "bench/README.md",
+}
+MARKDOWN = MarkdownIt("commonmark").enable("table")
+
+
+def english_readmes():
+    """Every README.md of the repository, relative to its root, installed packages and hidden folders left out."""
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "node_modules"]
+        if "README.md" in files:
+            found.append(Path(folder, "README.md").relative_to(ROOT).as_posix())
+    return sorted(found)
+
+
+TWINNED = [path for path in english_readmes() if (ROOT / path).with_name(TWIN).is_file()]
+
+
+def slug(title):
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens (CJK kept)."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def outline(path):
+    """A Markdown file's headings as (level, anchor), its code blocks as (info, text), and its link targets."""
+    tokens = MARKDOWN.parse(path.read_text(encoding="utf-8"))
+    headings, blocks, links = [], [], []
+    for opening, inline in zip(tokens, tokens[1:]):
+        if opening.type == "heading_open":
+            headings.append((int(opening.tag[1]), slug("".join(child.content for child in inline.children))))
+    for token in tokens:
+        if token.type in ("fence", "code_block"):
+            blocks.append((token.info, token.content))
+        for child in token.children or ():
+            if child.type == "link_open":
+                links.append(child.attrs["href"])
+    return headings, blocks, links
+
+
+def target(page, href):
+    """Where a link from ``page`` leads, language aside: (path or URL, index of the heading it names or None).
+
+    A Chinese page links to the Chinese twin of a README that has one, so both languages lead to the same
+    place here; an anchor counts as the position of its heading, since the titles themselves are translated."""
+    parts = urlsplit(unquote(href))  # markdown-it percent-encodes non-ASCII anchors
+    if parts.scheme or parts.netloc:
+        return href, None
+    file = (page.parent / parts.path).resolve() if parts.path else page
+    if page.name == TWIN and file.name == "README.md":
+        assert not file.with_name(TWIN).is_file(), f"{page.relative_to(ROOT)}: {href} has a Chinese twin to link"
+    english = file.with_name("README.md") if file.name == TWIN else file
+    if not parts.fragment:
+        return os.path.relpath(english, ROOT), None
+    anchors = [anchor for _, anchor in outline(file)[0]]
+    assert parts.fragment in anchors, f"{page.relative_to(ROOT)}: {href} names no heading of {file.name}"
+    return os.path.relpath(english, ROOT), anchors.index(parts.fragment)
+
+
+def links(page):
+    """Where the links below a page's language switch lead, as ``target`` says, counted."""
+    return collections.Counter(target(page, href) for href in outline(page)[2][2:])
+
+
+def test_every_readme_has_a_twin_or_is_pending():
+    """A new README without a twin, or a pending one that got its twin, updates PENDING."""
+    assert set(english_readmes()) - set(TWINNED) == PENDING
+
+
+@pytest.mark.parametrize("path", TWINNED)
+def test_twin_matches_english(path):
+    """Same switch line, heading levels, code blocks byte for byte, and link targets."""
+    english, chinese = ROOT / path, (ROOT / path).with_name(TWIN)
+    for page in english, chinese:
+        assert page.read_text(encoding="utf-8").splitlines()[2] == SWITCH, f"{page.relative_to(ROOT)}, line 3"
+    (english_headings, english_blocks, _), (chinese_headings, chinese_blocks, _) = outline(english), outline(chinese)
+    assert [level for level, _ in chinese_headings] == [level for level, _ in english_headings]
+    assert chinese_blocks == english_blocks
+    assert links(chinese) == links(english)
