@@ -117,7 +117,7 @@ WORKERS = {"gevent": "gevent", "gthread": "threading"}
 
 
 class Gunicorn(ServerProcess):
-    """``gunicorn 'app:create_app()'`` in a chapter's folder: one worker, gevent or threads, as in production.
+    """``gunicorn 'app:create_app()'`` in a chapter's folder (or a ``Path``): one worker, gevent or threads.
 
     One worker per process, always: Socket.IO needs every request of a client to reach
     the process that holds its session. ``stop()`` sends SIGTERM, as a process manager
@@ -131,7 +131,7 @@ class Gunicorn(ServerProcess):
                  app="app:create_app()"):
         if worker not in WORKERS:
             raise ValueError(f"worker {worker!r}: use one of {', '.join(WORKERS)} (gunicorn 26 removed eventlet's)")
-        self.folder = chapter_dir(str(chapter))
+        self.folder = chapter if isinstance(chapter, Path) else chapter_dir(str(chapter))  # or any app's folder
         self.name = f"gunicorn-{worker}"
         self.worker = worker
         port = port or free_port()
