@@ -6,6 +6,7 @@ N gunicorn processes of one worker each, nginx in front with sticky sessions on 
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,9 @@ def serve(scale, port):
     if worker is None:
         raise ValueError(f"ASYNC_MODE={os.environ['ASYNC_MODE']} with --scale: use gevent (the default) or threading; "
                          "gunicorn 26 removed its eventlet worker")
+    if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        raise SystemExit("--scale puts nginx in front: install it first (scripts/install-system-packages, "
+                         "or sudo apt-get install nginx-light)")
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
