@@ -75,7 +75,7 @@ def test_make_run_scale_starts_it_all_on_one_port_and_ctrl_c_leaves_nothing_behi
     log = (tmp_path / "run.log").open("w")
     launcher = subprocess.Popen([sys.executable, "-m", "tutorial", "run", "10", "--scale", "2"], cwd=ROOT,
                                 env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         until(lambda: "Ctrl-C stops all of it" in (tmp_path / "run.log").read_text() or launcher.poll() is not None,
               timeout=60, what="the launcher's summary")
@@ -86,9 +86,11 @@ def test_make_run_scale_starts_it_all_on_one_port_and_ctrl_c_leaves_nothing_behi
         ports = {c.laddr.port for p in processes for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
         assert port in ports and len(ports) >= 4, ports  # nginx, two gunicorn processes, Redis
     finally:
-        launcher.send_signal(signal.SIGINT)
+        os.killpg(launcher.pid, signal.SIGINT)  # as Ctrl-C in a terminal: to its whole foreground process group
         assert launcher.wait(30) == 0, (tmp_path / "run.log").read_text()
         log.close()
+    output = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in output and "lost Redis" not in output, output  # Redis outlived the servers
     assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     for port in ports:
         with socket.socket() as probe:

@@ -25,13 +25,27 @@ def private_redis():
     return module.PrivateRedis()
 
 
+def start_deaf_to_ctrl_c(redis):
+    """Start the private Redis with SIGINT blocked, a mask it inherits and keeps.
+
+    Ctrl-C in a terminal signals its whole foreground process group, this Redis included; it
+    must outlive the servers that use it, until ``stop()`` ends it with SIGTERM.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return redis.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class Cluster:
     """Redis, ``scale`` gunicorn processes on it sharing one secret key, and nginx in front of them on ``port``.
 
     ``redis_url`` given: use that Redis; else start a private one, removed by ``stop()``.
     """
 
-    def __init__(self, scale=3, worker="gevent", port=None, redis_url=None, secret_key=None, graceful_timeout=30):
+    def __init__(self, scale=3, worker="gevent", port=None, redis_url=None, secret_key=None, graceful_timeout=30,
+                 echo=False):
         if worker not in WORKERS:
             raise ValueError(f"worker {worker!r}: use one of {', '.join(WORKERS)} "
                              "(gunicorn 26 removed its eventlet worker: use gevent)")
@@ -40,19 +54,22 @@ class Cluster:
         # Every process must read the session cookies the others signed: one key for all.
         self.env = {"FLASK_SECRET_KEY": secret_key or secrets.token_hex(32)}
         self.graceful_timeout = graceful_timeout
+        self.echo = echo  # the processes' output to this terminal
         self.servers, self.nginx = [], None
 
     def start(self):
         """Start Redis, the gunicorn processes, then nginx; return once nginx serves the page."""
         try:
             if self.redis_url is None:
-                self.redis = private_redis().start()
+                self.redis = start_deaf_to_ctrl_c(private_redis())
                 self.redis_url = self.redis.url
             self.env["REDIS_URL"] = self.redis_url
             self.servers = [self._gunicorn() for _ in range(self.scale)]
             with ThreadPoolExecutor() as starting:  # all at once: each takes a second or two to import the app
                 list(starting.map(lambda server: server.start(), self.servers))
-            self.nginx = Nginx([server.url.removeprefix("http://") for server in self.servers], self.port).start()
+            self.nginx = Nginx([server.url.removeprefix("http://") for server in self.servers], self.port)
+            self.nginx.echo = self.echo
+            self.nginx.start()
         except BaseException:
             self.stop()
             raise
@@ -60,7 +77,9 @@ class Cluster:
         return self
 
     def _gunicorn(self, port=None):
-        return Gunicorn(CHAPTER, self.worker, port, self.env, graceful_timeout=self.graceful_timeout)
+        server = Gunicorn(CHAPTER, self.worker, port, self.env, graceful_timeout=self.graceful_timeout)
+        server.echo = self.echo
+        return server
 
     def stop_server(self, index):
         """Stop process ``index`` as a process manager would: SIGTERM, open connections get ``graceful_timeout``."""
@@ -112,7 +131,7 @@ def serve(scale, port):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     # At a desk, Ctrl-C should not wait gunicorn's 30 s for open tabs: they reconnect anyway.
-    cluster = Cluster(scale, worker, port, graceful_timeout=3)
+    cluster = Cluster(scale, worker, port, graceful_timeout=3, echo=True)
     try:
         cluster.start()
     except (RuntimeError, TimeoutError) as error:  # start() stopped whatever it had started

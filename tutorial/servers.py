@@ -31,6 +31,7 @@ class ServerProcess:
 
     name = "server"
     stop_signal = signal.SIGINT  # as Ctrl-C would
+    echo = False  # True: its output goes to this process's terminal instead of output()
 
     def __init__(self, command, cwd, port=None, env=None):
         self.command = command
@@ -44,14 +45,16 @@ class ServerProcess:
 
     def start(self, timeout=30):
         """Start the process and wait, up to ``timeout`` seconds, until it serves."""
-        self._log = tempfile.TemporaryFile(mode="w+", prefix=f"{self.name}-")
+        if not self.echo:
+            self._log = tempfile.TemporaryFile(mode="w+", prefix=f"{self.name}-")
         self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=self._log, stderr=self._log and subprocess.STDOUT,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output() or '(above)'}")
             try:
                 with urllib.request.urlopen(self.url, timeout=1) as response:
                     if response.status == 200:
