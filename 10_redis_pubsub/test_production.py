@@ -53,7 +53,7 @@ def test_two_users_on_two_processes_and_a_restart_that_loses_nothing(cluster, op
     expect(alice_page.locator("#notifications li")).to_have_text([f"#1 {bob}: hi alice"])
 
     # One step of a rolling restart, as a process manager does it: SIGTERM, then start again. Bob's tabs
-    # reconnect through nginx to the other process, and later, once nginx tries it again, come back.
+    # reconnect through nginx to a process that is up, with the last number they have; the rest is replayed.
     cluster.stop_server(bobs)
     notify(bob, "while his process is down")
     cluster.start_server(bobs)
