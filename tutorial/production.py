@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -127,6 +128,12 @@ def serve(scale, port):
     if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
         raise SystemExit("--scale puts nginx in front: install it first (scripts/install-system-packages, "
                          "or sudo apt-get install nginx-light)")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} is taken: choose another, e.g. PORT={port + 1} make run CHAPTER=10 "
+                             f"SCALE={scale}") from None
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
