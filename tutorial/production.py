@@ -129,6 +129,7 @@ def serve(scale, port):
         raise SystemExit("--scale puts nginx in front: install it first (scripts/install-system-packages, "
                          "or sudo apt-get install nginx-light)")
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx: a previous run's TIME_WAIT is fine
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
