@@ -10,7 +10,7 @@ import requests
 import socketio
 
 from tutorial import ASYNC_MODES
-from tutorial.servers import ChapterServer, Nginx, free_port
+from tutorial.servers import ChapterServer, Nginx
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
