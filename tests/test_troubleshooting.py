@@ -114,6 +114,10 @@ def test_not_an_accepted_origin_when_the_proxy_rewrites_the_host(processes):
     with Nginx(upstreams) as proxy:  # the chapter's nginx.conf passes the Host on
         response, sid = open_session(proxy.url, Origin=proxy.url)
         assert response.status_code == 200 and sid
+    # TLS ends at the proxy: the page is https://, the app hears http, unless the proxy says X-Forwarded-Proto.
+    tls = {"Host": "notify.example.org", "Origin": "https://notify.example.org"}
+    assert open_session(processes[0].url, **tls)[0].status_code == 400
+    assert open_session(processes[0].url, **tls, **{"X-Forwarded-Proto": "https"})[0].status_code == 200
 
 
 def test_a_socket_io_2_client_speaks_an_unsupported_protocol(processes):
