@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tutorial import ROOT
 from tutorial.production import Cluster
 from tutorial.servers import free_port
-from tutorial.testing import until
+from tutorial.testing import next_event, until
 
 ASYNC_MODE = {"gevent": "gevent", "gthread": "threading"}
 ENGINEIO = "/socket.io/?EIO=4&transport=polling"
@@ -34,6 +34,13 @@ def behind_nginx(cluster):
     sid = json.loads(requests.get(f"{cluster.url}{ENGINEIO}", timeout=5).text[1:])["sid"]
     return next(i for i, server in enumerate(cluster.servers)
                 if requests.post(f"{server.url}{ENGINEIO}&sid={sid}", data="40", timeout=5).ok)
+
+
+def test_a_live_client_through_nginx_over_websocket(cluster, connect, notify, name):
+    carol = name("carol")
+    sio = connect(cluster, carol)
+    notify(carol, "hello carol")
+    assert next_event(sio, "notification")["text"] == "hello carol"
 
 
 def test_two_users_on_two_processes_and_a_restart_that_loses_nothing(cluster, open_page, notify, name):
