@@ -11,8 +11,9 @@ CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
 setup: $(VENV)/.installed static/vendor/socket.io.min.js bench/node_modules/.package-lock.json
 
 # No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network).
+# CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/README.md).
 run: setup
-	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER),hub $(if $(LAN),--lan))
+	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan))
 
 test: setup
 	scripts/install-system-packages

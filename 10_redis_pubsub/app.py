@@ -102,7 +102,9 @@ def start_private_redis():
     atexit.register(private.remove)
     # Ctrl-C unwinds through atexit already; make a plain `kill` act as Ctrl-C. (Not
     # sys.exit: under eventlet a SystemExit raised in a green thread can leave the server up.)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Only as `python app.py`: under gunicorn, SIGTERM is gunicorn's graceful stop.
+    if __name__ == "__main__":
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f" * No REDIS_URL: started a private Redis at {private.url}\n"
           f" * Run a second server on it: REDIS_URL={private.url} PORT=5001 python app.py\n"
           f" * Publish to it: REDIS_URL={private.url} python publish.py --to NAME \"hello\"", flush=True)

@@ -1,11 +1,8 @@
 """Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
 import itertools
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import requests
 import socketio
 
 from tutorial import ASYNC_MODES
-from tutorial.servers import ChapterServer, free_port
+from tutorial.servers import ChapterServer, Nginx
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
@@ -164,46 +161,6 @@ def publish(redis_url):
         return subprocess.run([sys.executable, "publish.py", *args], cwd=HERE, env={**os.environ, "REDIS_URL": url},
                               capture_output=True, text=True, timeout=30)
     return publish
-
-
-class Nginx:
-    """Debian's nginx, run as this user from a temporary prefix, from the chapter's nginx.conf."""
-
-    def __init__(self, upstreams):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.prefix = tempfile.mkdtemp(prefix="nginx-")
-        servers = "\n".join(f"        server {upstream};" for upstream in upstreams)
-        config = (HERE / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
-        self.config = Path(self.prefix, "nginx.conf")
-        self.config.write_text(config.replace("        server 127.0.0.1:5000;\n        server 127.0.0.1:5001;", servers))
-        self.process = None
-
-    def start(self, timeout=10):
-        """Start nginx in the foreground and return once it answers."""
-        executable = shutil.which("nginx") or "/usr/sbin/nginx"
-        # As the README runs it: everything it writes goes under the temporary prefix, so no root.
-        self.log = Path(self.prefix, "error.log").open("w")
-        self.process = subprocess.Popen([executable, "-p", self.prefix, "-c", str(self.config), "-e", "stderr"],
-                                        stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {Path(self.prefix, 'error.log').read_text()}")
-            try:
-                if requests.get(self.url, timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                time.sleep(0.05)  # not synchronisation: the pause between two polls
-        raise TimeoutError("nginx did not answer")
-
-    def stop(self):
-        """Stop nginx and delete its prefix."""
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.log.close()
-        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@
       The chapters' debugger is forced off (FLASK_DEBUG is refused). Anyone on the network can connect.
   make run CHAPTER=05  |  python -m tutorial run 05
       One chapter, in the foreground.
+  make run CHAPTER=10 SCALE=3  |  python -m tutorial run 10 --scale 3
+      Chapter 10 as it runs for real: a private Redis, 3 gunicorn processes (gevent worker;
+      ASYNC_MODE=threading: threads), nginx in front on PORT. Ctrl-C stops all of it.
 
 A | B frames share the browser's cookies: where a chapter signs users in with a cookie (chapter 10),
 open the second user in another browser or a private window.
@@ -20,7 +23,7 @@ import argparse
 import os
 import sys
 
-from . import CHAPTERS, chapter_dir, hub
+from . import CHAPTERS, chapter_dir, hub, production
 
 
 def run_chapter(name):
@@ -45,13 +48,19 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run one chapter, or the hub when no chapter is given")
     run.add_argument("chapter", nargs="?", help="e.g. 01 or 01_setup")
+    run.add_argument("--scale", type=int, metavar="N",
+                     help="chapter 10 only: N gunicorn processes on one Redis, behind nginx")
     hub_command = commands.add_parser("hub", help="the classroom hub (the default command)")
     hub_command.add_argument("--lan", action="store_true",
                      help="listen on all interfaces for a classroom network: debugger forced off, "
                           "prints the address students open")
     args = parser.parse_args(argv)
     try:
-        if args.command == "run" and args.chapter:
+        if args.command == "run" and args.scale:
+            if args.chapter is None or chapter_dir(args.chapter) != chapter_dir(production.CHAPTER):
+                raise ValueError("--scale runs chapter 10 only: python -m tutorial run 10 --scale 3")
+            production.serve(args.scale, int(os.environ.get("PORT", 5000)))
+        elif args.command == "run" and args.chapter:
             run_chapter(args.chapter)
         else:
             run_hub(lan=getattr(args, "lan", False))
