@@ -1,6 +1,7 @@
 """The classroom hub: the list, a chapter opened through it, diffs and README, A | B, Ctrl-C, LAN mode."""
 import re
 import socket
+import sys
 
 import psutil
 import pytest
@@ -10,6 +11,7 @@ from tutorial import CHAPTERS, hub as hub_module
 from tutorial.__main__ import main
 from tutorial.hub import Chapter, pick_port
 from tutorial.servers import free_port
+from tutorial.testing import until
 
 GREETING = "Hello from Flask-SocketIO!"
 
@@ -179,3 +181,188 @@ def test_chapters_keep_their_port_unless_it_is_taken():
         assert pick_port("127.0.0.1", busy) != busy
     free = free_port()
     assert pick_port("127.0.0.1", free) == free
+
+
+# --- the instructor's cockpit (issue 13), in Chromium against the hub as a process ---
+
+def admin_ui(page, url, password):
+    """Sign the Socket.IO Admin UI at ``url`` in to its chapter's server, as an instructor would type it."""
+    page.goto(f"{url}static/vendor/admin-ui/index.html")
+    page.get_by_label("Server URL").fill(url.rstrip("/"))
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("connected", exact=True).first).to_be_visible()
+
+
+def admin_view(page, view, namespace):
+    """Open one of the Admin UI's views (Sockets, Rooms) for ``namespace`` (it opens on /admin, its own)."""
+    page.get_by_role("link", name=view).click()
+    page.locator("main .v-select").first.click()
+    page.locator(".menuable__content__active .v-list-item").filter(has_text=re.compile(f"^\\s*{namespace}\\s*$")).click()
+
+
+def log_in(frame, name):
+    """Log a chapter 10 frame in as ``name``, and wait until its page is connected."""
+    frame.locator("#username").fill(name)
+    frame.locator("#login button").click()
+    expect(frame.locator("#status")).to_have_text(f"connected as {name}")
+
+
+def test_a_chapters_log_streams_to_the_hub_as_it_is_written(open_hub_page, hub):
+    page = open_hub_page("/chapter/02/")
+    log = page.locator("#log")
+    expect(log).to_contain_text("starting 02_connect")  # the lines kept from before the page opened
+    chapter = page.context.new_page()
+    chapter.goto(page.locator("#chapter-url").get_attribute("href"))
+    chapter.locator("#name").fill("instructor")
+    chapter.locator("#connect").click()
+    expect(log).to_contain_text("'instructor' connected to /test as")  # the chapter's print(), on the hub
+    assert "[02] " not in hub.output()  # the hub's terminal stays quiet unless asked (--logs)
+
+
+def test_the_hub_prints_every_chapters_output_prefixed_when_asked(start_hub):
+    with start_hub("--logs") as hub:
+        hub.chapters()
+        assert until(lambda: "[02]  * Running on http://127.0.0.1:" in hub.output(), what=hub.output())
+
+
+def test_chapter_10_pair_is_two_users_a_notification_crosses_and_survives_a_redis_outage(open_hub_page):
+    page = open_hub_page("/chapter/10/pair")
+    expect(page.locator("#redis-url")).to_have_text(re.compile(r"redis://127\.0\.0\.1:\d+/0"))
+    publish = page.locator("#publish").text_content()
+    assert f"REDIS_URL={page.locator('#redis-url').text_content()} {sys.executable} publish.py --to " in publish
+    a, b = (page.frame_locator(f"#frame-{name}") for name in "ab")
+    log_in(b, "bob")
+    log_in(a, "alice")  # B kept its own cookie: still bob
+    expect(b.locator("#user")).to_have_text("bob")
+    a.locator("#to").fill("bob")
+    a.locator("#text").fill("hello from A")
+    a.locator("#send button").click()
+    expect(b.locator("#notifications li").first).to_have_text(re.compile(r"#\d+ alice: hello from A"))
+    page.locator("#redis-stop").click()
+    expect(page.locator("#redis-status")).to_have_text("stopped")
+    for frame in (a, b):
+        expect(frame.locator("#status")).to_have_text("notifications unavailable: cannot reach Redis")
+    page.locator("#redis-start").click()
+    expect(a.locator("#status")).to_have_text("connected as alice", timeout=10_000)
+    expect(b.locator("#status")).to_have_text("connected as bob", timeout=10_000)
+    expect(page.locator("#log")).to_contain_text("lost Redis")
+
+
+def test_the_admin_ui_shows_chapter_10s_two_users_and_their_rooms(open_hub_page):
+    hub_page = open_hub_page("/chapter/10/pair")
+    password = hub_page.locator("#admin-password").text_content()
+    url = hub_page.locator("#chapter-url").get_attribute("href")
+    a, b = (hub_page.frame_locator(f"#frame-{name}") for name in "ab")
+    admin = hub_page.context.new_page()
+    admin_ui(admin, url, password)  # first: the second server's users reach it through the message queue
+    log_in(a, "ann")
+    log_in(b, "ben")
+    admin_view(admin, "Rooms", "/")
+    for room in ("user:ann", "user:ben"):  # ben's is on the second server: it reached this one through Redis
+        expect(admin.locator("tbody tr").filter(has_text=room)).to_contain_text("1")
+    admin_view(admin, "Sockets", "/")
+    expect(admin.locator("tbody tr")).to_have_count(2)
+
+
+def test_the_admin_ui_of_chapter_09_is_local_and_needs_the_password(open_hub_page):
+    hub_page = open_hub_page("/chapter/09/")
+    url = hub_page.locator("#chapter-url").get_attribute("href")
+    admin = hub_page.context.new_page()
+    admin.goto(f"{url}static/vendor/admin-ui/index.html")
+    admin.get_by_label("Server URL").fill(url.rstrip("/"))
+    admin.get_by_label("Username").fill("admin")
+    admin.get_by_label("Password").fill("wrong")
+    admin.get_by_role("button", name="Connect").click()
+    expect(admin.get_by_text(re.compile("invalid credentials|authentication failed", re.I)).first).to_be_visible()
+    admin_ui(admin, url, hub_page.locator("#admin-password").text_content())
+    chapter = hub_page.context.new_page()
+    chapter.goto(url)
+    admin_view(admin, "Sockets", "/test")  # the page's namespace
+    expect(admin.locator("tbody tr")).to_have_count(1)
+
+
+def test_stop_and_restart_buttons_act_on_the_chapter(open_hub_page):
+    page = open_hub_page("/")
+    row = page.locator("#chapter-03")
+    url = row.locator(".url").text_content() if row.locator(".url").text_content() else None
+    row.locator(".stop").click()
+    expect(row.locator(".status")).to_have_text("stopped")
+    row.locator(".restart").click()
+    expect(row.locator(".status")).to_have_text("running")
+    if url:
+        expect(row.locator(".url")).to_have_text(url)  # the same address again
+
+
+def test_the_pair_view_fits_a_projector_with_the_live_part_above_the_fold(open_hub_page):
+    page = open_hub_page("/chapter/06/pair")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    for name in "ab":
+        frame = page.frame_locator(f"#frame-{name}")
+        demo = frame.locator(".demo").bounding_box()  # in the page's coordinates
+        box = page.locator(f"#frame-{name}").bounding_box()
+        assert box["y"] + box["height"] <= 768 and demo["y"] < box["y"] + box["height"] / 4, (box, demo)
+    assert page.locator("#log").bounding_box()["x"] > page.locator("#frame-b").bounding_box()["x"]
+
+
+@pytest.mark.parametrize("number, new, folded", [
+    ("06", ["def on_join", "def on_leave", "def on_private_message", "form#room-form"], ["def reject", "header"]),
+    ("10", ["def forward_notifications", "def send_notification", "def create_app", "form#send"],
+     ["socketio", "section.demo"]),
+])
+def test_what_a_chapter_adds_is_its_new_idea_with_the_skeleton_folded(open_hub_page, number, new, folded):
+    page = open_hub_page(f"/chapter/{number}/")
+    shown = page.locator("#adds .part").evaluate_all("parts => parts.map(part => part.dataset.name)")
+    assert set(new) <= set(shown) and not set(folded) & set(shown)
+    for name in folded:
+        expect(page.locator(".skeleton summary").filter(has_text=name).first).to_be_attached()
+    expect(page.locator(".skeleton").first).not_to_have_attribute("open", "")
+    expect(page.locator(".part.new .gi").first).to_have_css("background-color", "rgb(220, 252, 231)")
+
+
+def test_the_readme_has_the_hubs_ports_and_working_links(open_hub_page):
+    page = open_hub_page("/chapter/10/")
+    expect(page.locator("#to-readme")).to_be_visible()  # reachable from the top
+    port = page.locator("#chapter-url").get_attribute("href").rstrip("/").rsplit(":", 1)[1]
+    readme = page.locator("#readme article")
+    assert ":5000" not in readme.text_content() and f":{port}" in readme.text_content()
+    for link in ("nginx.conf", "../bench/README.md"):
+        href = readme.locator(f"a[href$='{link.rsplit('/', 1)[-1]}']").first.get_attribute("href")
+        response = page.request.get(hub_url(page) + href)
+        assert response.ok, (link, href)
+    page.locator("#readme article a[href$='nginx.conf']").first.click()
+    expect(page.locator("#file")).to_contain_text("upstream")
+
+
+def hub_url(page):
+    return page.url.split("/chapter/")[0]
+
+
+# --- in-process: the hub's safety, the rough edges ---
+
+def test_the_hubs_buttons_refuse_a_post_from_another_site(hub_client):
+    assert hub_client.post("/chapter/01/stop").status_code == 403
+    assert hub_client.post("/chapter/01/stop", headers={"X-Hub": "1"}).status_code == 200
+
+
+@pytest.mark.parametrize("path, shown", [
+    ("bench/README.md", True), ("10_redis_pubsub/nginx.conf", True), ("01_setup/app.py", True),
+    ("01_setup/instance/secret_key", False), (".venv/pyvenv.cfg", False), ("../etc/passwd", False),
+    ("node_modules/.package-lock.json", False), ("static/favicon.svg", False),
+])
+def test_readme_links_open_repository_text_files_only(path, shown):
+    assert (hub_module.shown_file(path) is not None) == shown
+
+
+def test_a_taken_port_names_the_port_setting(monkeypatch, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("PORT", str(port))
+        for argv in (["hub"], ["run", "05"]):
+            with pytest.raises(SystemExit) as exit:
+                main(argv)
+            error = capsys.readouterr().err
+            assert exit.value.code in (1, 2) and f"port {port} is taken" in error and f"PORT={port + 100}" in error
