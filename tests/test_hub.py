@@ -103,7 +103,7 @@ def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, 
     with start_hub(*(["--lan"] if lan else []), env={"ASYNC_MODE": async_mode}, background=background) as hub:
         ports = hub.ports()
         running = [chapter for chapter in hub.chapters() if chapter["status"] == "running"]
-        chapters = psutil.Process(hub.process.pid).children()
+        chapters = [child for child in psutil.Process(hub.process.pid).children() if "app.py" in child.cmdline()]
         children = psutil.Process(hub.process.pid).children(recursive=True)  # with the chapters' own helpers
         assert len(chapters) >= len(running) > 0
         if lan:  # every chapter on all interfaces, its debugger forced off whatever the environment says

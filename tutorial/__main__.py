@@ -20,37 +20,18 @@ Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hu
 unless FLASK_ADMIN_READ_ONLY=false). PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
 """
 import argparse
-import errno
 import os
-import socket
 import sys
 
 from . import CHAPTERS, chapter_dir, hub
-
-
-def port_taken(port, host="127.0.0.1"):
-    """Whether something listens on ``port`` already (a bind fails as the server's would)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-            return False
-        except OSError:
-            return True
-
-
-def taken_message(port, chapter=None):
-    """Why a server cannot start on ``port``, and the setting that moves it elsewhere."""
-    command = f"PORT={port + 100} make run" + (f" CHAPTER={chapter}" if chapter else "")
-    return f"port {port} is taken (another hub, chapter or program listens there): choose another with PORT=, e.g. {command}"
 
 
 def run_chapter(name):
     """Replace this process with the chapter's own ``python app.py``, so Ctrl-C reaches it directly."""
     folder = chapter_dir(name)
     port = int(os.environ.get("PORT", 5000))
-    if port_taken(port, os.environ.get("HOST", "127.0.0.1")):
-        raise ValueError(taken_message(port, folder.name[:2]))
+    if hub.pick_port(os.environ.get("HOST", hub.LOCAL), port) != port:
+        raise ValueError(hub.taken_message(port, folder.name[:2]))
     os.chdir(folder)
     os.execv(sys.executable, [sys.executable, "app.py"])
 
@@ -86,10 +67,7 @@ def main(argv=None):
     except (LookupError, ValueError) as error:
         parser.exit(2, f"{error}\n")
     except OSError as error:
-        port = int(os.environ.get("PORT", 5000))
-        if error.errno == errno.EADDRINUSE:
-            parser.exit(1, f"the hub could not start: {taken_message(port)}\n")
-        parser.exit(1, f"the hub could not start on port {port}: {error}\n")
+        parser.exit(1, f"the hub could not start on port {os.environ.get('PORT', 5000)}: {error}\n")
 
 
 if __name__ == "__main__":

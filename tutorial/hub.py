@@ -43,7 +43,7 @@ DOCSTRING = re.compile(r"\d+ · (?P<title>[^:]+): (?P<summary>.+) \(notes: (?P<n
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 LOCAL, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
 # A chapter run alone listens on 5000 (its second server, in chapter 10's README, on 5001).
-ALONE_PORT = re.compile(r"\b(?:127\.0\.0\.1|localhost):(500[01])\b|\bPORT=(500[01])\b")
+ALONE_PORT = re.compile(r"(?:\b127\.0\.0\.1|\blocalhost|(?<=\s)):(500[01])\b|\bPORT=(500[01])\b")
 # What README links may open through the hub: the repository's text files, never a dot folder, the
 # venv, node_modules or a chapter's instance folder (its secret key).
 SHOWN_FILES = {".md", ".py", ".conf", ".html", ".css", ".txt", ".toml", ".in", ".json", ".cfg", ".ini"}
@@ -151,6 +151,13 @@ def pick_port(host, preferred):
             return preferred
         except (OSError, OverflowError):  # busy, or past 65535
             return free_port(host)
+
+
+def taken_message(port, chapter=None):
+    """Why a server cannot start on ``port``, and the setting that moves it (Werkzeug's message never says)."""
+    command = f"PORT={port + 100} make run" + (f" CHAPTER={chapter}" if chapter else "")
+    return f"port {port} is taken (another hub, chapter or program listens there): choose another with PORT=, " \
+           f"e.g. {command}"
 
 
 def debug_requested(environ):
@@ -520,6 +527,8 @@ def create_app(hub):
 
 def serve(hub):
     """Serve the hub until Ctrl-C (or SIGTERM), then stop every chapter."""
+    if pick_port(hub.host, hub.port) != hub.port:
+        raise ValueError(taken_message(hub.port))
     server = make_server(hub.host, hub.port, create_app(hub), threaded=True)  # fails before any chapter starts
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a log line per status poll
     # Ctrl-C and `kill` both stop the chapters, even if the hub was started with SIGINT ignored (as a shell's
