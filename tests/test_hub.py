@@ -199,7 +199,8 @@ def admin_view(page, view, namespace):
     """Open one of the Admin UI's views (Sockets, Rooms) for ``namespace`` (it opens on /admin, its own)."""
     page.get_by_role("link", name=view).click()
     page.locator("main .v-select").first.click()
-    page.locator(".menuable__content__active .v-list-item").filter(has_text=re.compile(f"^\\s*{namespace}\\s*$")).click()
+    options = page.locator(".menuable__content__active .v-list-item")
+    options.filter(has_text=re.compile(f"^\\s*{namespace}\\s*$")).click()
 
 
 def log_in(frame, name):

@@ -17,7 +17,8 @@
       One chapter, in the foreground.
 
 Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hub shows; read-only
-unless FLASK_ADMIN_READ_ONLY=false). PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
+unless FLASK_ADMIN_READ_ONLY=false).
+PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
 """
 import argparse
 import os

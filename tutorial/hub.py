@@ -175,7 +175,8 @@ def lan_addresses():
 
 def private_redis(chapter):
     """A new, durable ``PrivateRedis`` from the chapter's own ``private_redis.py``, imported from its file."""
-    spec = importlib.util.spec_from_file_location(f"private_redis_{chapter.number}", chapter.folder / "private_redis.py")
+    path = chapter.folder / "private_redis.py"
+    spec = importlib.util.spec_from_file_location(f"private_redis_{chapter.number}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.PrivateRedis(durable=True)  # durable: stopped and started again, it keeps every notification
