@@ -43,7 +43,9 @@ DOCSTRING = re.compile(r"\d+ · (?P<title>[^:]+): (?P<summary>.+) \(notes: (?P<n
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 LOCAL, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
 # A chapter run alone listens on 5000 (its second server, in chapter 10's README, on 5001).
-ALONE_PORT = re.compile(r"(?:\b127\.0\.0\.1|\blocalhost|(?<=\s)):(500[01])\b|\bPORT=(500[01])\b")
+ALONE_PORT = re.compile(r"(?:\b127\.0\.0\.1|\blocalhost|(?<=\s)):(500[01])\b")
+# A line that starts a chapter by hand keeps its ports: it runs the chapter alone, beside the hub.
+STARTS_A_CHAPTER = re.compile(r"make run|app\.py")
 # What README links may open through the hub: the repository's text files, never a dot folder, the
 # venv, node_modules or a chapter's instance folder (its secret key).
 SHOWN_FILES = {".md", ".py", ".conf", ".html", ".css", ".txt", ".toml", ".in", ".json", ".cfg", ".ini"}
@@ -106,7 +108,9 @@ def markdown_html(text, folder, ports):
     ``ports`` maps the ports a README gives for a chapter run alone ("5000", "5001") to the hub's.
     """
     def on_hub(text):
-        return ALONE_PORT.sub(lambda m: m[0].replace(m[1] or m[2], ports.get(m[1] or m[2], m[1] or m[2])), text)
+        return "\n".join(line if STARTS_A_CHAPTER.search(line) else
+                         ALONE_PORT.sub(lambda m: m[0].replace(m[1], ports.get(m[1], m[1])), line)
+                         for line in text.split("\n"))
 
     tokens = MARKDOWN.parse(text)
     for token in tokens:
