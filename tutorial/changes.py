@@ -170,12 +170,17 @@ def page_parts(source):
     return unique(parts)
 
 
-def compare(path, old_source, new_source):
-    """``path`` of the previous chapter (None for the first) against this chapter's, part by part."""
+def compare(path, old_source, new_source, renames=()):
+    """``path`` of the previous chapter (None for the first) against this chapter's, part by part.
+
+    ``renames``: (old, new) pairs, such as the chapters' titles, that do not make a part changed.
+    """
     cut = python_parts if path.endswith(".py") else page_parts
     parts = cut(new_source)
     if old_source is None:
         return Changes(path, parts)
+    for old, new in renames:
+        old_source = old_source.replace(old, new) if old and new else old_source
     before = {part.name: part.text for part in cut(old_source)}
     for part in parts:
         if part.name in before:

@@ -491,7 +491,10 @@ def create_app(hub):
         """A chapter's page: controls and live log, what it adds to the previous chapter, its README."""
         slot = slot_or_404(number)
         previous, following = hub.neighbours(number)
-        adds = [compare(path, previous.source(path) if previous else None, slot.chapter.source(path))
+        chapter = slot.chapter
+        titles = [(f"{previous.number} · {previous.title}", f"{chapter.number} · {chapter.title}"),
+                  (previous.notes_title, chapter.notes_title)] if previous else []
+        adds = [compare(path, previous.source(path) if previous else None, chapter.source(path), titles)
                 for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
         ports = {"5000": str(slot.port), **({"5001": str(hub.seconds[number].port)} if number in hub.seconds else {})}
