@@ -371,6 +371,14 @@ def test_chapter_06_toast_stays_clear_of_the_header_and_goes_away(open_hub_page)
 
 # --- in-process: the hub's safety, the rough edges ---
 
+@pytest.mark.parametrize("host, shown", [(hub_module.LOCAL, True), (hub_module.ALL_INTERFACES, False)])
+def test_the_admin_password_is_shown_on_this_machine_only(host, shown):
+    hub = hub_module.Hub(CHAPTERS, host=host)
+    page = hub_module.create_app(hub).test_client().get("/chapter/09/").get_data(as_text=True)
+    assert "static/vendor/admin-ui/index.html" in page
+    assert (hub.admin_password in page) == shown  # on a LAN, students see the hub: it is in its terminal only
+
+
 def test_the_hubs_buttons_refuse_a_post_from_another_site(hub_client):
     assert hub_client.post("/chapter/01/stop").status_code == 403
     assert hub_client.post("/chapter/01/stop", headers={"X-Hub": "1"}).status_code == 200
