@@ -206,7 +206,7 @@ class ChapterLog:
     def write(self, data, final=False):
         """Add what a server printed: complete lines now, a partial one once it ends (or ``final``)."""
         data = self._partial + data
-        complete, _, self._partial = data.rpartition(b"\n") if not final else (data, b"", b"")
+        complete, _, self._partial = data.rpartition(b"\n") if not final else (data.rstrip(b"\n"), b"", b"")
         if not complete:
             return
         self.add(complete.decode(errors="replace").split("\n"))
