@@ -5,15 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
+ADMIN_UI := node_modules/@socket.io/admin-ui/ui/dist
+# Jupyter refuses to run as root without --allow-root (containers, some classrooms' machines).
+JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup run test lock notebooks notebooks-clean bench
 
-setup: $(VENV)/.installed static/vendor/socket.io.min.js bench/node_modules/.package-lock.json
+setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/index.html \
+       bench/node_modules/.package-lock.json
 
-# No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network).
+# No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network;
+# LOGS=1: every chapter's output in this terminal too).
 # CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/README.md).
 run: setup
-	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan))
+	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
 
 test: setup
 	scripts/install-system-packages
@@ -21,7 +26,7 @@ test: setup
 
 # JupyterLab on this machine only, its kernel the venv's Python (notebooks/README.md).
 notebooks: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ARGS)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ROOT) $(JUPYTER_ARGS)
 
 # Chapter 10 against Node's Socket.IO, a few minutes (bench/README.md).
 # BENCH_ARGS="--plot bench.png" also draws the figures; --help lists the options.
@@ -52,6 +57,16 @@ bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.jso
 static/vendor/socket.io.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp $(CLIENT) $(CLIENT).map static/vendor/
+
+# The Socket.IO Admin UI (chapters 09 and 10 serve it from /static/vendor/admin-ui/), made offline:
+# its page asks two CDNs for fonts; the icon font comes from the local @mdi/font, Roboto falls back.
+static/vendor/admin-ui/index.html: node_modules/.package-lock.json
+	rm -rf static/vendor/admin-ui && mkdir -p static/vendor/admin-ui/mdi
+	cp -R $(ADMIN_UI)/. static/vendor/admin-ui/
+	cp -R node_modules/@mdi/font/css node_modules/@mdi/font/fonts static/vendor/admin-ui/mdi/
+	sed -e 's|<link rel="stylesheet" href="https://fonts.googleapis.com/[^>]*>||' \
+	    -e 's|https://cdn.jsdelivr.net/npm/@mdi/font@latest/css/|mdi/css/|' \
+	    $(ADMIN_UI)/index.html > static/vendor/admin-ui/index.html
 
 # After editing requirements.in: pin every package again, from a clean environment.
 lock:

@@ -22,6 +22,11 @@ def create_app(**settings):
     # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
     verbose = app.config["SOCKETIO_LOGGER"]
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], logger=verbose, engineio_logger=verbose)
+    # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows this server's sockets, rooms and
+    # events live: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
+    if app.config.get("ADMIN_PASSWORD"):
+        socketio.server.instrument(auth={"username": "admin", "password": app.config["ADMIN_PASSWORD"]},
+                                   read_only=app.config.get("ADMIN_READ_ONLY", True))
 
     @app.get("/")
     def index():

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tutorial import ROOT
+from tutorial import CHAPTERS, ROOT
 from tutorial.hub import Hub, create_app
 from tutorial.servers import free_port
 
@@ -124,6 +124,18 @@ def fake_chapters(tmp_path):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text, encoding="utf-8")
     return [tmp_path / "01_first", tmp_path / "02_second"]
+
+
+@pytest.fixture
+def real_hub():
+    """A hub of the real chapters, none of them started: its pages render in-process."""
+    return Hub(CHAPTERS)
+
+
+@pytest.fixture
+def real_hub_client(real_hub):
+    """Flask's test client for ``real_hub``."""
+    return create_app(real_hub).test_client()
 
 
 @pytest.fixture

@@ -1,15 +1,19 @@
 """The classroom hub: the list, a chapter opened through it, diffs and README, A | B, Ctrl-C, LAN mode."""
+import html
 import re
 import socket
+import sys
 
 import psutil
 import pytest
+import socketio
 from playwright.sync_api import expect
 
 from tutorial import CHAPTERS, hub as hub_module
 from tutorial.__main__ import main
 from tutorial.hub import Chapter, pick_port
-from tutorial.servers import free_port
+from tutorial.servers import ChapterServer, free_port
+from tutorial.testing import next_event
 
 GREETING = "Hello from Flask-SocketIO!"
 
@@ -101,7 +105,7 @@ def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, 
     with start_hub(*(["--lan"] if lan else []), env={"ASYNC_MODE": async_mode}, background=background) as hub:
         ports = hub.ports()
         running = [chapter for chapter in hub.chapters() if chapter["status"] == "running"]
-        chapters = psutil.Process(hub.process.pid).children()
+        chapters = [child for child in psutil.Process(hub.process.pid).children() if "app.py" in child.cmdline()]
         children = psutil.Process(hub.process.pid).children(recursive=True)  # with the chapters' own helpers
         assert len(chapters) >= len(running) > 0
         if lan:  # every chapter on all interfaces, its debugger forced off whatever the environment says
@@ -179,3 +183,224 @@ def test_chapters_keep_their_port_unless_it_is_taken():
         assert pick_port("127.0.0.1", busy) != busy
     free = free_port()
     assert pick_port("127.0.0.1", free) == free
+
+
+# --- the instructor's cockpit (issue 13), in Chromium against the hub as a process ---
+
+def admin_ui(page, url, password):
+    """Sign the Socket.IO Admin UI at ``url`` in to its chapter's server, as an instructor would type it."""
+    page.goto(f"{url}static/vendor/admin-ui/index.html")
+    page.get_by_label("Server URL").fill(url.rstrip("/"))
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("connected", exact=True).first).to_be_visible()
+
+
+def admin_view(page, view, namespace):
+    """Open one of the Admin UI's views (Sockets, Rooms) for ``namespace`` (it opens on /admin, its own)."""
+    page.get_by_role("link", name=view).click()
+    page.locator("main .v-select").first.click()
+    options = page.locator(".menuable__content__active .v-list-item")
+    options.filter(has_text=re.compile(f"^\\s*{namespace}\\s*$")).click()
+
+
+def log_in(frame, name):
+    """Log a chapter 10 frame in as ``name``, and wait until its page is connected."""
+    frame.locator("#username").fill(name)
+    frame.locator("#login button").click()
+    expect(frame.locator("#status")).to_have_text(f"connected as {name}")
+
+
+def test_an_instructor_runs_the_class_from_the_hub(open_hub_page, hub):
+    """Issue 13's "done when": logs, chapter 10's two users across two servers, the Admin UI, a Redis outage."""
+    page = open_hub_page("/chapter/02/")
+    expect(page.locator("#log")).to_contain_text("starting 02_connect")  # the lines kept from before
+    chapter = page.context.new_page()
+    chapter.goto(page.locator("#chapter-url").get_attribute("href"))
+    chapter.locator("#name").fill("instructor")
+    chapter.locator("#connect").click()
+    expect(page.locator("#log")).to_contain_text("'instructor' connected to /test as")  # its print(), live
+    assert "[02] " not in hub.output()  # the hub's terminal stays quiet unless asked (--logs)
+
+    page.set_viewport_size({"width": 1366, "height": 768})  # a projector
+    page.goto(f"{hub.url}/chapter/10/pair")
+    expect(page.locator("#redis-url")).to_have_text(re.compile(r"redis://127\.0\.0\.1:\d+/0"))
+    publish = page.locator("#publish").text_content()
+    assert f"REDIS_URL={page.locator('#redis-url').text_content()} {sys.executable} publish.py --to " in publish
+    a, b = (page.frame_locator(f"#frame-{name}") for name in "ab")
+    for name in "ab":  # the live part above the fold, the log beside the frames
+        frame, demo = page.locator(f"#frame-{name}").bounding_box(), page.frame_locator(f"#frame-{name}").locator(
+            ".demo").bounding_box()
+        assert frame["y"] + frame["height"] <= 768 and demo["y"] < frame["y"] + frame["height"] / 4, (frame, demo)
+    assert page.locator("#log").bounding_box()["x"] > page.locator("#frame-b").bounding_box()["x"]
+    log_in(b, "bob")  # on the second server
+    log_in(a, "alice")  # B kept its own cookie: still bob
+    expect(b.locator("#user")).to_have_text("bob")
+
+    a.locator("#to").fill("bob")
+    a.locator("#text").fill("hello from A")
+    a.locator("#send button").click()
+    expect(b.locator("#notifications li").first).to_have_text(re.compile(r"#\d+ alice: hello from A"))
+
+    page.locator("#redis-stop").click()
+    expect(page.locator("#redis-status")).to_have_text("stopped")
+    for frame in (a, b):
+        expect(frame.locator("#status")).to_have_text("notifications unavailable: cannot reach Redis")
+    page.locator("#redis-start").click()
+    expect(a.locator("#status")).to_have_text("connected as alice", timeout=10_000)
+    expect(b.locator("#status")).to_have_text("connected as bob", timeout=10_000)
+    expect(page.locator("#log")).to_contain_text("lost Redis")
+
+    admin = page.context.new_page()
+    admin_ui(admin, page.locator("#chapter-url").get_attribute("href"), page.locator("#admin-password").text_content())
+    page.locator("#frame-b").evaluate("frame => { frame.src = frame.src; }")  # bob connects again, on server 2
+    expect(b.locator("#status")).to_have_text("connected as bob")
+    admin_view(admin, "Rooms", "/")
+    for room in ("user:alice", "user:bob"):  # bob's is on the second server: it reached this one through Redis
+        expect(admin.locator("tbody tr").filter(has_text=room)).to_contain_text("1")
+    admin_view(admin, "Sockets", "/")
+    expect(admin.locator("tbody tr")).to_have_count(2)
+
+
+def test_the_admin_namespace_of_chapter_09_needs_the_hubs_password(hub):
+    [url] = [chapter["url"] for chapter in hub.chapters() if chapter["number"] == "09"]
+    password = re.search(r"password (\S+)", hub.output())[1]
+    refused = socketio.SimpleClient()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        refused.connect(url, namespace="/admin", auth={"username": "admin", "password": "wrong"}, wait_timeout=5)
+    admin = socketio.SimpleClient()
+    admin.connect(url, namespace="/admin", auth={"username": "admin", "password": password}, wait_timeout=5)
+    try:
+        assert next_event(admin, "config") == {"supportedFeatures": ["AGGREGATED_EVENTS", "ALL_EVENTS"]}  # read-only
+    finally:
+        admin.disconnect()
+
+
+def test_stop_and_restart_buttons_and_chapter_01_shows_a_new_mode_without_a_reload(open_hub_page):
+    hub_page = open_hub_page("/")
+    row = hub_page.locator("#chapter-01")
+    expect(row.locator(".url")).not_to_be_empty()
+    url = row.locator(".url").text_content()
+    page = open_hub_page("/chapter/01/open")
+    expect(page.locator("#async-mode")).to_have_text("threading")
+    page.evaluate("socket.io.reconnectionDelay(100).reconnectionDelayMax(500)")  # the test's patience, not the page's
+    row.locator(".stop").click()
+    expect(row.locator(".status")).to_have_text("stopped")
+    expect(page.locator("#status")).to_have_text(re.compile("disconnected"))
+    # As the chapter 01 README says: restart it with ASYNC_MODE=eventlet, and the page shows the new mode.
+    with ChapterServer("01", "eventlet", port=int(url.rstrip("/").rsplit(":", 1)[1])):
+        expect(page.locator("#async-mode")).to_have_text("eventlet")
+    row.locator(".restart").click()
+    expect(row.locator(".status")).to_have_text("running")
+    expect(row.locator(".url")).to_have_text(url)  # the same address again
+
+
+def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(hub_module, "serve", started.append)
+    main(["hub", "--logs"])
+    [hub] = started
+    assert {slot.log.echo for slot in hub.all_slots()} == {True}
+    hub.slots["02"].log.write(b"'ann' connected\n\x1b[33mPress CTRL+C to quit\x1b[0m\npartial")
+    assert capsys.readouterr().out == "[02] 'ann' connected\n[02] Press CTRL+C to quit\n"
+
+
+@pytest.mark.parametrize("number, new, folded", [
+    ("06", ["def on_join", "def on_leave", "def on_private_message", "form#room-form"], ["def reject", "header", "h1"]),
+    ("10", ["def forward_notifications", "def send_notification", "def create_app", "form#send"],
+     ["socketio", "section.demo"]),
+])
+def test_what_a_chapter_adds_is_its_new_idea_with_the_skeleton_folded(real_hub_client, number, new, folded):
+    page = real_hub_client.get(f"/chapter/{number}/").get_data(as_text=True)
+    adds = page[page.index('<section id="adds">'):page.index('<section id="readme">')]
+    shown = re.findall(r'<div class="part (?:new|changed)" data-name="([^"]+)"', adds)
+    skeleton = " ".join(re.findall(r'<details class="skeleton">\s*<summary>(.*?)</summary>', adds, re.S))
+    assert set(new) <= set(map(html.unescape, shown)) and not set(folded) & set(shown)
+    assert all(name in html.unescape(skeleton) for name in folded)
+
+
+def test_the_readme_has_the_hubs_ports_and_working_links(real_hub, real_hub_client):
+    port = real_hub.slots["05"].port
+    page = real_hub_client.get("/chapter/05/").get_data(as_text=True)
+    readme = html.unescape(re.sub(r"<[^>]+>", "", page[page.index('<section id="readme">'):]))
+    assert f"http://127.0.0.1:{port}/notify" in readme  # the curl line
+    # Only a command that starts the chapter by hand, alone, keeps its own port.
+    assert all(re.search(r"make run|app\.py", line) for line in readme.splitlines() if ":5000" in line)
+    page = real_hub_client.get("/chapter/10/").get_data(as_text=True)
+    assert 'href="#readme"' in page[:page.index('<section id="adds">')]  # reachable from the top
+    for link, expected in (("nginx.conf", "upstream"), ("../bench/README.md", "<h1>")):
+        href = re.search(f'<a href="(/file/[^"]*{re.escape(link.rsplit("/", 1)[-1])})"', page)[1]
+        response = real_hub_client.get(href)
+        assert response.status_code == 200 and expected in response.get_data(as_text=True), link
+
+
+# --- chapters' rough edges, seen on the hub's chapters (the others: test_rough_edges.py) ---
+
+def test_chapter_09_answer_form_shows_only_while_the_server_asks(open_hub_page, hub):
+    page = open_hub_page("/chapter/09/open")
+    form = page.locator("#answer")
+    expect(form).to_be_hidden()  # `hidden` beats the stylesheet's form { display: flex }
+    page.locator("#ask").click()
+    expect(page.locator("#question")).to_have_text("What is your favourite colour?")
+    expect(form).to_be_visible()
+    page.locator("#answer-text").fill("blue")
+    page.locator("#answer button").click()
+    expect(page.locator("#log li").last).to_have_text("Received: You answered: blue")
+    expect(form).to_be_hidden()
+    expect(page.locator("#question")).to_have_text("")
+
+
+def test_chapter_06_toast_stays_clear_of_the_header_and_goes_away(open_hub_page):
+    a, b = open_hub_page("/chapter/06/open"), open_hub_page("/chapter/06/open")
+    b.clock.install()
+    for page, name in ((a, "ann"), (b, "ben")):
+        page.locator("#username").fill(name)
+        page.locator("#sign-in button").click()
+        expect(page.locator("#status")).to_have_text(re.compile(f"connected as {name}"))
+    a.locator("#to").fill("ben")
+    a.locator("#private-text").fill("hi")
+    a.locator("#private button").click()
+    toast = b.locator("#toast")
+    expect(toast).to_have_text("ann: hi")
+    header = b.locator("header").bounding_box()
+    assert toast.bounding_box()["y"] > header["y"] + header["height"]
+    b.clock.run_for(5000)
+    expect(toast).to_be_hidden()
+
+
+# --- in-process: the hub's safety, the rough edges ---
+
+@pytest.mark.parametrize("host, shown", [(hub_module.LOCAL, True), (hub_module.ALL_INTERFACES, False)])
+def test_the_admin_password_is_shown_on_this_machine_only(host, shown):
+    hub = hub_module.Hub(CHAPTERS, host=host)
+    page = hub_module.create_app(hub).test_client().get("/chapter/09/").get_data(as_text=True)
+    assert "static/vendor/admin-ui/index.html" in page
+    assert (hub.admin_password in page) == shown  # on a LAN, students see the hub: it is in its terminal only
+
+
+def test_the_hubs_buttons_refuse_a_post_from_another_site(hub_client):
+    assert hub_client.post("/chapter/01/stop").status_code == 403
+    assert hub_client.post("/chapter/01/stop", headers={"X-Hub": "1"}).status_code == 200
+
+
+@pytest.mark.parametrize("path, shown", [
+    ("bench/README.md", True), ("10_redis_pubsub/nginx.conf", True), ("01_setup/app.py", True),
+    ("01_setup/instance/secret_key", False), (".venv/pyvenv.cfg", False), ("../etc/passwd", False),
+    ("node_modules/.package-lock.json", False), ("static/favicon.svg", False),
+])
+def test_readme_links_open_repository_text_files_only(path, shown):
+    assert (hub_module.shown_file(path) is not None) == shown
+
+
+def test_a_taken_port_names_the_port_setting(monkeypatch, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("PORT", str(port))
+        for argv in (["hub"], ["run", "05"]):
+            with pytest.raises(SystemExit) as exit:
+                main(argv)
+            error = capsys.readouterr().err
+            assert exit.value.code == 2 and f"port {port} is taken" in error and f"PORT={port + 100}" in error

@@ -4,8 +4,12 @@
       The hub on http://127.0.0.1:5000 (PORT). Every chapter starts at once, each as its own
       process on its own port (PORT+NN when free). The page lists them with their notes titles
       and live status, shows what each adds to the previous one (app.py and template diffs,
-      README), and opens one in two frames, A | B, for two-window demos.
+      README with the hub's real ports), each chapter's live log with stop and restart buttons,
+      and opens one in two frames, A | B, beside its log. Chapter 10 gets its own Redis, which
+      the hub can stop and start (the outage demo), and a second server process on it.
       Ctrl-C stops the hub and every chapter.
+  make run LOGS=1  |  python -m tutorial hub --logs
+      The same, and every chapter's output in this terminal too, each line prefixed by its chapter.
   make run LAN=1  |  python -m tutorial hub --lan
       The same on all interfaces, for a classroom network: prints the address students open.
       The chapters' debugger is forced off (FLASK_DEBUG is refused). Anyone on the network can connect.
@@ -15,8 +19,8 @@
       Chapter 10 as it runs for real: a private Redis, 3 gunicorn processes (gevent worker;
       ASYNC_MODE=threading: threads), nginx in front on PORT. Ctrl-C stops all of it.
 
-A | B frames share the browser's cookies: where a chapter signs users in with a cookie (chapter 10),
-open the second user in another browser or a private window.
+Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hub shows; read-only
+unless FLASK_ADMIN_READ_ONLY=false).
 PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
 """
 import argparse
@@ -29,17 +33,21 @@ from . import CHAPTERS, chapter_dir, hub, production
 def run_chapter(name):
     """Replace this process with the chapter's own ``python app.py``, so Ctrl-C reaches it directly."""
     folder = chapter_dir(name)
+    port = int(os.environ.get("PORT", 5000))
+    if hub.pick_port(os.environ.get("HOST", hub.LOCAL), port) != port:
+        raise ValueError(hub.taken_message(port, folder.name[:2]))
     os.chdir(folder)
     os.execv(sys.executable, [sys.executable, "app.py"])
 
 
-def run_hub(lan=False):
+def run_hub(lan=False, logs=False):
     """Start every chapter and serve the hub page until Ctrl-C; refuse the debugger on a network."""
     if lan and hub.debug_requested(os.environ):
         raise ValueError("refusing FLASK_DEBUG with --lan: the debugger runs any code its user types, "
                          "so anyone on the network could run code on this machine. Unset FLASK_DEBUG.")
     hub.serve(hub.Hub(CHAPTERS, host=hub.ALL_INTERFACES if lan else hub.LOCAL,
-                      port=int(os.environ.get("PORT", 5000)), async_mode=os.environ.get("ASYNC_MODE", "threading")))
+                      port=int(os.environ.get("PORT", 5000)), async_mode=os.environ.get("ASYNC_MODE", "threading"),
+                      echo=logs))
 
 
 def main(argv=None):
@@ -54,6 +62,8 @@ def main(argv=None):
     hub_command.add_argument("--lan", action="store_true",
                      help="listen on all interfaces for a classroom network: debugger forced off, "
                           "prints the address students open")
+    hub_command.add_argument("--logs", action="store_true",
+                             help="also print every chapter's output here, each line prefixed by its chapter")
     args = parser.parse_args(argv)
     try:
         if args.command == "run" and args.scale:
@@ -63,10 +73,10 @@ def main(argv=None):
         elif args.command == "run" and args.chapter:
             run_chapter(args.chapter)
         else:
-            run_hub(lan=getattr(args, "lan", False))
+            run_hub(lan=getattr(args, "lan", False), logs=getattr(args, "logs", False))
     except (LookupError, ValueError) as error:
         parser.exit(2, f"{error}\n")
-    except OSError as error:  # most likely PORT is taken
+    except OSError as error:
         parser.exit(1, f"the hub could not start on port {os.environ.get('PORT', 5000)}: {error}\n")
 
 

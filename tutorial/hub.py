@@ -1,12 +1,17 @@
-"""The classroom hub: every chapter as its own server, and one page to open them and show what each adds.
+"""The classroom hub: every chapter as its own server, and one page to run the class from.
 
-The hub is a small Flask app (no Socket.IO: the page polls a JSON status). It starts
-every chapter at once, in the background, each as ``python app.py`` on its own port
-(through ``ChapterServer``), so a click never waits for a start; a chapter that failed
-or exited is started again when someone opens it. Stopping the hub stops them all.
+The hub is a small Flask app (no Socket.IO: the page polls a JSON status, and each chapter's
+log streams as server-sent events). It starts every chapter at once, in the background, each
+as ``python app.py`` on its own port (through ``ChapterServer``), so a click never waits for a
+start; a chapter that failed or exited is started again when someone opens it, and each can be
+stopped and restarted from the page. It keeps each chapter's output and shows it live. For a
+chapter with Redis (chapter 10) the hub runs that Redis itself, so it can stop and start it for
+the outage demo, and can start a second server process on it. Stopping the hub stops them all.
 """
 import ast
 import difflib
+import importlib.util
+import json
 import logging
 import os
 import re
@@ -17,11 +22,11 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import psutil
-from flask import Flask, abort, jsonify, redirect, render_template, request
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -29,6 +34,7 @@ from pygments.lexers import DiffLexer
 from werkzeug.serving import make_server
 
 from . import ROOT
+from .changes import compare
 from .servers import ChapterServer, free_port
 
 # The docstring every chapter's app.py opens with (CONTRIBUTING.md): "NN · Title: summary (notes: 中文)."
@@ -36,6 +42,17 @@ DOCSTRING = re.compile(r"\d+ · (?P<title>[^:]+): (?P<summary>.+) \(notes: (?P<n
 # Raw HTML in a README stays text: a README is content, never markup that runs in the hub.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 LOCAL, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
+# A chapter run alone listens on 5000 (its second server, in chapter 10's README, on 5001).
+ALONE_PORT = re.compile(r"(?:\b127\.0\.0\.1|\blocalhost|(?<=\s)):(500[01])\b")
+# A line that starts a chapter by hand keeps its ports: it runs the chapter alone, beside the hub.
+STARTS_A_CHAPTER = re.compile(r"make run|app\.py")
+# What README links may open through the hub: the repository's text files, never a dot folder, the
+# venv, node_modules or a chapter's instance folder (its secret key).
+SHOWN_FILES = {".md", ".py", ".conf", ".html", ".css", ".txt", ".toml", ".in", ".json", ".cfg", ".ini"}
+HIDDEN_FOLDERS = {"instance", "node_modules", "__pycache__"}
+ADMIN_USER = "admin"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+SECOND_COOKIE = "session_b"  # the second server's session cookie: one browser, two users (see pair.html)
 
 
 @dataclass(frozen=True)
@@ -66,10 +83,15 @@ class Chapter:
         file = self.folder / path
         return file.read_text(encoding="utf-8") if file.is_file() else ""
 
-    def readme_html(self):
-        """The chapter's README.md rendered as HTML (raw HTML in it escaped), or None."""
-        text = self.source("README.md")
-        return MARKDOWN.render(text) if text else None
+    @property
+    def uses_redis(self):
+        """Whether the chapter needs a Redis (it ships the private one it starts when REDIS_URL is unset)."""
+        return (self.folder / "private_redis.py").is_file()
+
+    @property
+    def instrumented(self):
+        """Whether the chapter serves the Socket.IO Admin UI when given FLASK_ADMIN_PASSWORD."""
+        return "instrument(" in self.source("app.py")
 
 
 def diff_html(old, new, path):
@@ -78,6 +100,50 @@ def diff_html(old, new, path):
     lines = list(difflib.unified_diff(before, new.source(path).splitlines(), lineterm=""))
     # Skip the "---"/"+++" file headers: the page names the files, and "+++" would look like an added line.
     return highlight("\n".join(lines[2:]) + "\n", DiffLexer(), HtmlFormatter()) if lines else None
+
+
+def markdown_html(text, folder, ports):
+    """A README as HTML for the hub: relative links opened through the hub, a chapter's ports made real.
+
+    ``ports`` maps the ports a README gives for a chapter run alone ("5000", "5001") to the hub's.
+    """
+    def on_hub(text):
+        return "\n".join(line if STARTS_A_CHAPTER.search(line) else
+                         ALONE_PORT.sub(lambda m: m[0].replace(m[1], ports.get(m[1], m[1])), line)
+                         for line in text.split("\n"))
+
+    tokens = MARKDOWN.parse(text)
+    for token in tokens:
+        if token.type in ("fence", "code_block"):
+            token.content = on_hub(token.content)
+        for child in token.children or []:
+            if child.type in ("text", "code_inline"):
+                child.content = on_hub(child.content)
+            elif child.type == "link_open":
+                child.attrSet("href", file_link(folder, child.attrGet("href")))
+    return MARKDOWN.renderer.render(tokens, MARKDOWN.options, {})
+
+
+def file_link(folder, href):
+    """A README's relative link (``nginx.conf``, ``../bench/README.md#x``) as the hub's /file/ address."""
+    if not href or urlsplit(href).scheme or href.startswith(("#", "/")):
+        return href
+    path, _, fragment = href.partition("#")
+    target = (folder / path).resolve()
+    if not target.is_relative_to(ROOT):
+        return href
+    return f"/file/{target.relative_to(ROOT).as_posix()}" + (f"#{fragment}" if fragment else "")
+
+
+def shown_file(path):
+    """The repository file at ``path`` if the hub may show it (else None): text, and nothing private."""
+    parts = PurePosixPath(path).parts
+    if any(part.startswith(".") or part in HIDDEN_FOLDERS for part in parts):
+        return None
+    file = (ROOT / path).resolve()
+    if not file.is_relative_to(ROOT) or not file.is_file() or file.suffix not in SHOWN_FILES:
+        return None
+    return file
 
 
 def pick_port(host, preferred):
@@ -89,6 +155,13 @@ def pick_port(host, preferred):
             return preferred
         except (OSError, OverflowError):  # busy, or past 65535
             return free_port(host)
+
+
+def taken_message(port, chapter=None):
+    """Why a server cannot start on ``port``, and the setting that moves it (Werkzeug's message never says)."""
+    command = f"PORT={port + 100} make run" + (f" CHAPTER={chapter}" if chapter else "")
+    return f"port {port} is taken (another hub, chapter or program listens there): choose another with PORT=, " \
+           f"e.g. {command}"
 
 
 def debug_requested(environ):
@@ -104,10 +177,65 @@ def lan_addresses():
             if address.family == socket.AF_INET and not address.address.startswith("127.")]
 
 
-class ChapterSlot:
-    """One chapter in the hub: its server process, its port and its status."""
+def private_redis(chapter):
+    """A new, durable ``PrivateRedis`` from the chapter's own ``private_redis.py``, imported from its file."""
+    path = chapter.folder / "private_redis.py"
+    spec = importlib.util.spec_from_file_location(f"private_redis_{chapter.number}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.PrivateRedis(durable=True)  # durable: stopped and started again, it keeps every notification
 
-    def __init__(self, chapter, host, preferred_port, async_mode, env):
+
+class ChapterLog:
+    """A server's output as the hub keeps it: its lines in order (the last ``LIMIT``), and a wait for more."""
+
+    LIMIT = 2000
+
+    def __init__(self, label, echo=False):
+        self.label = label
+        self.echo = echo
+        self.lines = []
+        self.first = 0  # the number of the oldest line kept
+        self._partial = b""
+        self._more = threading.Condition()
+
+    @property
+    def end(self):
+        return self.first + len(self.lines)
+
+    def write(self, data, final=False):
+        """Add what a server printed: complete lines now, a partial one once it ends (or ``final``)."""
+        data = self._partial + data
+        complete, _, self._partial = data.rpartition(b"\n") if not final else (data.rstrip(b"\n"), b"", b"")
+        if not complete:
+            return
+        self.add(complete.decode(errors="replace").split("\n"))
+
+    def add(self, lines):
+        """Keep ``lines``, echo them to the hub's terminal if asked, and wake whoever waits for them."""
+        lines = [ANSI_COLOUR.sub("", line) for line in lines]  # Werkzeug colours its warnings for a terminal
+        if self.echo:
+            for line in lines:
+                print(f"[{self.label}] {line}", flush=True)
+        with self._more:
+            self.lines.extend(lines)
+            if len(self.lines) > self.LIMIT:
+                self.first += len(self.lines) - self.LIMIT
+                del self.lines[:-self.LIMIT]
+            self._more.notify_all()
+
+    def after(self, position, timeout):
+        """The lines numbered from ``position`` on, waiting up to ``timeout`` s for one; and the next position."""
+        with self._more:
+            self._more.wait_for(lambda: self.end > position, timeout)
+            start = max(position, self.first)
+            return self.lines[start - self.first:], self.end
+
+
+class ChapterSlot:
+    """One chapter server in the hub: its process, its port, its status and its log."""
+
+    def __init__(self, chapter, host, preferred_port, async_mode, env, label=None, echo=False):
         self.chapter = chapter
         self.host = host
         self.preferred_port = preferred_port
@@ -116,7 +244,9 @@ class ChapterSlot:
         self.env = env
         self.server = None
         self.starting = False
+        self.halted = False  # stopped from the page: "stopped", not "failed"
         self.closed = False
+        self.log = ChapterLog(label or chapter.number, echo)
         self._lock = threading.Lock()  # one start or stop at a time; stop waits for a start to finish
 
     @property
@@ -124,7 +254,7 @@ class ChapterSlot:
         """stopped, starting, running, or failed (it would not start, or exited)."""
         if self.starting:
             return "starting"
-        if self.server is None or self.closed:
+        if self.server is None or self.closed or self.halted:
             return "stopped"
         return "running" if self.server.process.poll() is None else "failed"
 
@@ -135,8 +265,9 @@ class ChapterSlot:
                 return self.status == "running"
             if self.server is not None:
                 self.server.stop()  # it failed: release its log before starting again
-            self.starting = True  # first: the status must not look at a server that has no process yet
+            self.starting, self.halted = True, False  # first: the status must not look at a server not started
             self.port = pick_port(self.host, self.preferred_port)
+            self.log.add([f"--- hub: starting {self.chapter.folder.name} on port {self.port} ---"])
             self.server = ChapterServer(self.chapter.folder.name, self.async_mode, port=self.port, env=self.env)
             try:
                 self.server.start()
@@ -147,6 +278,19 @@ class ChapterSlot:
                 self.starting = False
             return self.status == "running"
 
+    def halt(self):
+        """Stop the server from the page (Ctrl-C to its process group); opening it starts it again."""
+        with self._lock:
+            self.halted = True
+            if self.server is not None:
+                self.server.stop()
+        self.log.add([f"--- hub: stopped {self.chapter.folder.name} ---"])
+
+    def restart(self):
+        """Stop the server and start it again (on the same port when it is free)."""
+        self.halt()
+        return self.start()
+
     def stop(self):
         """Stop the server for good: Ctrl-C to its process group, then kill if it lingers."""
         with self._lock:
@@ -154,29 +298,69 @@ class ChapterSlot:
             if self.server is not None:
                 self.server.stop()
 
+    def follow(self, stopping):
+        """Copy the server's output into the log as it is written, until ``stopping`` is set (a thread)."""
+        server, offset = None, 0
+        while True:
+            if self.server is not server:  # (re)started: a new log file
+                if server is not None:
+                    self.log.write(server.output_after(offset), final=True)
+                server, offset = self.server, 0
+            if server is not None:
+                data = server.output_after(offset)
+                offset += len(data)
+                self.log.write(data)
+            if stopping.wait(0.1):  # not synchronisation: the pause between two looks at the file
+                return
+
 
 class Hub:
-    """Every chapter's slot, started together and stopped together."""
+    """Every chapter's slot, started together and stopped together; chapter 10's Redis and second server."""
 
-    def __init__(self, chapters, host=LOCAL, port=5000, async_mode="threading"):
+    def __init__(self, chapters, host=LOCAL, port=5000, async_mode="threading", echo=False):
         # The hub decides where chapters listen; in LAN mode their debugger is off whatever the environment says.
         env = {"HOST": host, **({"FLASK_DEBUG": "0"} if host != LOCAL else {})}
         if "FLASK_SECRET_KEY" not in os.environ:  # never the public development key, least of all on a network
             env["FLASK_SECRET_KEY"] = secrets.token_hex(32)
-        self.host, self.port, self.async_mode, self.chapter_env = host, port, async_mode, env
+        # The Socket.IO Admin UI's password, shown on the hub's pages (in LAN mode only in its terminal).
+        self.admin_password = os.environ.get("FLASK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        env["FLASK_ADMIN_PASSWORD"] = self.admin_password
+        self.host, self.port, self.async_mode, self.chapter_env, self.echo = host, port, async_mode, env, echo
         self.chapters = [Chapter.read(folder) for folder in chapters]
-        self.slots = {chapter.number: ChapterSlot(chapter, host, port + int(chapter.number), async_mode, env)
-                      for chapter in self.chapters}
+        self.redis = {}  # chapter number -> its PrivateRedis, made when the hub starts
+        self.slots, self.seconds = {}, {}
+        for chapter in self.chapters:
+            number, chapter_port = chapter.number, port + int(chapter.number)
+            self.slots[number] = ChapterSlot(chapter, host, chapter_port, async_mode, dict(env), echo=echo)
+            if chapter.uses_redis:  # a second process on the same Redis, with its own session cookie
+                self.seconds[number] = ChapterSlot(chapter, host, chapter_port + 100, async_mode,
+                                                   {**env, "FLASK_SESSION_COOKIE_NAME": SECOND_COOKIE},
+                                                   label=f"{number}b", echo=echo)
+        self.stopping = threading.Event()
+
+    def all_slots(self):
+        return [*self.slots.values(), *self.seconds.values()]
 
     def start_all(self):
-        """Start every chapter at once, in the background: the hub page answers meanwhile."""
+        """Start every chapter at once, in the background (Redis first): the hub page answers meanwhile."""
+        for slot in self.all_slots():
+            threading.Thread(target=slot.follow, args=(self.stopping,), name=f"log {slot.log.label}",
+                             daemon=True).start()
+        for number, slot in self.slots.items():
+            if slot.chapter.uses_redis:
+                self.redis[number] = private_redis(slot.chapter).start()
+                for chapter_slot in (slot, self.seconds[number]):
+                    chapter_slot.env["REDIS_URL"] = self.redis[number].url
         for slot in self.slots.values():
             threading.Thread(target=slot.start, name=f"start {slot.chapter.number}", daemon=True).start()
 
     def stop_all(self):
-        """Stop every chapter, in parallel; returns once all are gone."""
+        """Stop every chapter, in parallel, then their Redis; returns once all are gone."""
         with ThreadPoolExecutor() as pool:
-            list(pool.map(ChapterSlot.stop, self.slots.values()))
+            list(pool.map(ChapterSlot.stop, self.all_slots()))
+        for redis in self.redis.values():
+            redis.remove()
+        self.stopping.set()
 
     def neighbours(self, number):
         """The chapter before and after ``number`` in the list (or None)."""
@@ -186,6 +370,11 @@ class Hub:
         after = self.slots[numbers[index + 1]].chapter if index + 1 < len(numbers) else None
         return before, after
 
+    def redis_status(self, number):
+        """running or stopped: the chapter's Redis, as the outage demo left it."""
+        process = self.redis[number].process
+        return "running" if process is not None and process.poll() is None else "stopped"
+
 
 def url_on_this_host(port):
     """A chapter's address on the host name the browser reached the hub by (127.0.0.1, or the LAN address)."""
@@ -194,7 +383,7 @@ def url_on_this_host(port):
 
 
 def create_app(hub):
-    """The hub's pages: the list, a chapter's changes, a chapter in two frames; and the status as JSON."""
+    """The hub's pages: the list, a chapter's page (controls, log, changes, README), A | B; JSON and streams."""
     app = Flask(__name__, static_folder=ROOT / "static")  # the chapters' stylesheet
 
     def slot_or_404(number):
@@ -202,48 +391,152 @@ def create_app(hub):
             abort(404, f"There is no chapter {number}.")
         return hub.slots[number]
 
-    def running_or_503(number):
-        slot = slot_or_404(number)
+    def running_or_503(slot):
         if not slot.start():
-            abort(503, f"Chapter {number} would not start: its output is in the hub's terminal.")
+            abort(503, f"Chapter {slot.chapter.number} would not start: its log is on its page in the hub.")
         return slot
+
+    def second_or_404(number):
+        slot_or_404(number)
+        if number not in hub.seconds:
+            abort(404, f"Chapter {number} has no second server.")
+        return hub.seconds[number]
+
+    @app.before_request
+    def same_origin_actions():
+        """Refuse a POST that a page of another site could send (a form or a plain fetch): only the hub's
+        own script sends this header, and a browser lets no other origin add it without asking."""
+        if request.method == "POST" and request.headers.get("X-Hub") != "1":
+            abort(403, "The hub's buttons send X-Hub: 1.")
+
+    def details(number):
+        """What the pages show about a chapter: status and address; Redis, second server, Admin UI."""
+        slot = hub.slots[number]
+        url = url_on_this_host(slot.port)
+        info = {"number": number, "status": slot.status, "url": url}
+        if slot.chapter.instrumented:
+            info["admin_url"] = f"{url}static/vendor/admin-ui/index.html"
+        if number in hub.redis:  # once the hub has started it
+            second = hub.seconds[number]
+            info.update(redis_url=hub.redis[number].url, redis_status=hub.redis_status(number),
+                        second_status=second.status, second_url=url_on_this_host(second.port),
+                        publish=f"cd {slot.chapter.folder} && REDIS_URL={hub.redis[number].url} "
+                                f"{sys.executable} publish.py --to bob \"hello from the shell\"")
+        return info
 
     @app.get("/")
     def index():
-        """The list of chapters, with live status and links."""
+        """The list of chapters, with live status, links and buttons."""
         return render_template("hub.html", hub=hub)
 
     @app.get("/api/chapters")
     def chapter_status():
-        """Each chapter's status and address, polled by the list."""
-        return jsonify([{"number": number, "status": slot.status, "url": url_on_this_host(slot.port)}
-                        for number, slot in hub.slots.items()])
+        """Each chapter's status and address, polled by the pages."""
+        return jsonify([details(number) for number in hub.slots])
+
+    @app.post("/chapter/<number>/<action>")
+    def act(number, action):
+        """A chapter's buttons: start, stop or restart its server."""
+        slot = slot_or_404(number)
+        if action not in ("start", "stop", "restart"):
+            abort(404)
+        {"start": slot.start, "stop": slot.halt, "restart": slot.restart}[action]()
+        return jsonify(details(number))
+
+    @app.post("/chapter/<number>/second/<action>")
+    def act_on_second(number, action):
+        """Start or stop chapter 10's second server process (on the same Redis)."""
+        slot = second_or_404(number)
+        if action not in ("start", "stop"):
+            abort(404)
+        {"start": slot.start, "stop": slot.halt}[action]()
+        return jsonify(details(number))
+
+    @app.post("/chapter/<number>/redis/<action>")
+    def act_on_redis(number, action):
+        """Stop or start the chapter's Redis: the outage demo (its data is kept on disk meanwhile)."""
+        slot_or_404(number)
+        if number not in hub.redis or action not in ("start", "stop"):  # (or not yet started)
+            abort(404)
+        redis = hub.redis[number]
+        if action == "stop":
+            redis.stop()
+        elif hub.redis_status(number) == "stopped":
+            redis.start()
+        hub.slots[number].log.add([f"--- hub: Redis {'stopped' if action == 'stop' else 'started'} ---"])
+        return jsonify(details(number))
+
+    @app.get("/chapter/<number>/log")
+    def log(number):
+        """The chapter's output as server-sent events: the last lines kept, then each line as it is written."""
+        slot = second_or_404(number) if request.args.get("server") == "second" else slot_or_404(number)
+        # A browser reconnecting says where it was (Last-Event-ID): it gets only what it missed.
+        position = int(request.headers.get("Last-Event-ID", "0")) if request.headers.get(
+            "Last-Event-ID", "").isdigit() else 0
+
+        def stream():
+            nonlocal position
+            while not hub.stopping.is_set():
+                lines, position = slot.log.after(position, timeout=5)
+                if lines:
+                    yield "".join(f"data: {json.dumps(line)}\n\n" for line in lines[:-1]) + \
+                        f"id: {position}\ndata: {json.dumps(lines[-1])}\n\n"
+                else:  # a heartbeat: writing is how the server notices a page has gone
+                    yield ": quiet\n\n"
+
+        return Response(stream(), mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
 
     @app.get("/chapter/<number>/")
     def changes(number):
-        """What a chapter adds to the previous one: app.py and template diffs, and its README."""
+        """A chapter's page: controls and live log, what it adds to the previous chapter, its README."""
         slot = slot_or_404(number)
         previous, following = hub.neighbours(number)
+        chapter = slot.chapter
+        titles = [(f"{previous.number} · {previous.title}", f"{chapter.number} · {chapter.title}"),
+                  (previous.notes_title, chapter.notes_title)] if previous else []
+        adds = [compare(path, previous.source(path) if previous else None, chapter.source(path), titles)
+                for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
-        return render_template("changes.html", chapter=slot.chapter, previous=previous, following=following,
-                               diffs=diffs, readme=slot.chapter.readme_html())
+        ports = {"5000": str(slot.port), **({"5001": str(hub.seconds[number].port)} if number in hub.seconds else {})}
+        readme = slot.chapter.source("README.md")
+        return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
+                               adds=adds, diffs=diffs, info=details(number), lan=hub.host != LOCAL,
+                               readme=markdown_html(readme, slot.chapter.folder, ports) if readme else None)
 
     @app.get("/chapter/<number>/open")
     def open_chapter(number):
         """Send the browser to the chapter, starting it first if it is not running."""
-        return redirect(url_on_this_host(running_or_503(number).port))
+        return redirect(url_on_this_host(running_or_503(slot_or_404(number)).port))
 
     @app.get("/chapter/<number>/pair")
     def pair(number):
-        """The chapter twice, side by side: window A and window B for two-window demos."""
-        slot = running_or_503(number)
-        return render_template("pair.html", chapter=slot.chapter, url=url_on_this_host(slot.port))
+        """The chapter twice, side by side, beside its live log: windows A and B for two-window demos.
+
+        With a second server (chapter 10), B is that process: its own session cookie makes B another user.
+        """
+        slot = running_or_503(slot_or_404(number))
+        second = running_or_503(hub.seconds[number]) if number in hub.seconds else None
+        return render_template("pair.html", chapter=slot.chapter, info=details(number), second=second is not None,
+                               url_a=url_on_this_host(slot.port),
+                               url_b=url_on_this_host((second or slot).port), lan=hub.host != LOCAL, hub=hub)
+
+    @app.get("/file/<path:path>")
+    def file(path):
+        """A repository file a README links to: Markdown rendered, anything else as text."""
+        found = shown_file(path)
+        if found is None:
+            abort(404, "The hub shows the repository's text files only.")
+        text = found.read_text(encoding="utf-8")
+        html = markdown_html(text, found.parent, {}) if found.suffix == ".md" else None
+        return render_template("file.html", path=path, text=text, html=html)
 
     return app
 
 
 def serve(hub):
     """Serve the hub until Ctrl-C (or SIGTERM), then stop every chapter."""
+    if pick_port(hub.host, hub.port) != hub.port:
+        raise ValueError(taken_message(hub.port))
     server = make_server(hub.host, hub.port, create_app(hub), threaded=True)  # fails before any chapter starts
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a log line per status poll
     # Ctrl-C and `kill` both stop the chapters, even if the hub was started with SIGINT ignored (as a shell's
@@ -258,6 +551,7 @@ def serve(hub):
               "WARNING: anyone on this network can open them. Students open:", flush=True)
         for address in lan_addresses() or ["<this machine's address>"]:
             print(f"  http://{address}:{hub.port}/", flush=True)
+    print(f"Socket.IO Admin UI (chapters 09, 10): user {ADMIN_USER}, password {hub.admin_password}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -78,8 +78,8 @@ class ServerProcess:
             pass  # it had exited already
         if self._log is not None:
             self._output = self.output()
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            log.close()
 
     def wait_for_output(self, text, timeout=5):
         """Whether the server prints ``text`` within ``timeout`` seconds (a poll on its log)."""
@@ -90,11 +90,18 @@ class ServerProcess:
 
     def output(self):
         """Everything the server printed so far (its log)."""
-        if self._log is None:
-            return self._output
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read()
+        return self.output_after(0).decode(errors="replace")
+
+    def output_after(self, offset):
+        """The bytes the server printed after the first ``offset``.
+
+        Read with ``pread``: the process shares this file's position, so a seek here would
+        make its next line land at the start of the file.
+        """
+        try:
+            return os.pread(self._log.fileno(), os.fstat(self._log.fileno()).st_size, offset)
+        except (AttributeError, ValueError, OSError):  # stopped: its log was kept, the file closed
+            return self._output.encode()[offset:]
 
     def __enter__(self):
         return self.start()
