@@ -1,6 +1,7 @@
 """06 · Rooms: join, leave and close rooms; notify one user in all their tabs (notes: 房间)."""
 import os
 import re
+import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import ConnectionRefusedError, SocketIO, close_room, emit, join_room, leave_room, rooms, send
@@ -15,11 +16,10 @@ MAX_TEXT = 500
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
 
     @app.get("/")
@@ -27,6 +27,35 @@ def create_app(**settings):
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
 def private_room(username):
@@ -61,12 +90,6 @@ def text_problem(text):
     return None
 
 
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
 def tell_rooms(sid):
     """Tell one connection which rooms it is in now: its sid room, its private room, then the others."""
     in_order = sorted(rooms(sid=sid, namespace="/"), key=lambda room: (room != sid, room[:5] != "user:", room))
@@ -74,8 +97,10 @@ def tell_rooms(sid):
 
 
 @socketio.on("connect")
-def sign_in(auth):
+def connect(auth):
     """Admit only a named connection, and put it in its user's private room."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     username = auth.get("username") if isinstance(auth, dict) else None
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise ConnectionRefusedError("connect with auth {username}: 1-20 letters, digits, '-' or '_'")
@@ -138,6 +163,15 @@ def on_private_message(data):
         return reject("private message", problem)
     emit("notification", {"from": session["username"], "text": data["text"]}, to=private_room(data["to"]))
     return {"sent": True}
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: Flask-SocketIO's call to the handler
+    raised TypeError before the handler ran. Anything else is a bug: raised again, for the log."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments for this event")
+    raise error
 
 
 if __name__ == "__main__":

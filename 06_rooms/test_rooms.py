@@ -199,6 +199,28 @@ def test_close_room_removes_and_tells_everyone(sign_in):
     assert carol.emit("close room", {"room": "lobby"}, callback=True) == {"error": "you are not in lobby"}
 
 
+def test_a_forged_connect_changes_nothing(sign_in):
+    # An ordinary event named "connect" reaches the connect handler: without its guard, mallory joins user:bob.
+    mallory, bob = sign_in("mallory"), sign_in("bob")
+    error = "'connect' is sent by Socket.IO itself, not by a client"
+    assert mallory.emit("connect", "x", {"username": "bob"}, callback=True) == {"error": error}
+    assert events(mallory) == [("bad_input", {"event": "connect", "error": error})]
+    assert mallory.socketio.server.rooms(sid(mallory)) == [sid(mallory), "user:mallory"]
+    bob.emit("private message", {"to": "bob", "text": "for bob only"})
+    mallory.emit("join", {"room": "lobby"})
+    assert events(mallory, "message") == [("message", "mallory has entered the room.")]
+
+
+@pytest.mark.parametrize("args", [(), ({"room": "lobby", "to": "bob", "text": "hi"}, "one too many")])
+@pytest.mark.parametrize("event", ["join", "leave", "close room", "room message", "private message"])
+def test_wrong_number_of_arguments_is_bad_input(sign_in, caplog, event, args):
+    alice = sign_in("alice")
+    error = "wrong number of arguments for this event"
+    assert alice.emit(event, *args, callback=True) == {"error": error}
+    assert events(alice) == [("bad_input", {"event": event, "error": error})]
+    assert "Traceback" not in caplog.text
+
+
 # Live server ------------------------------------------------------------------------------------
 # Events to one connection leave in order, and a call returns once the handler's emits are queued:
 # so what a client receives before a later notification proves what it did not receive.

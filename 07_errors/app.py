@@ -15,11 +15,10 @@ MAX_TEXT = 500
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
 
     @app.get("/")
@@ -27,6 +26,35 @@ def create_app(**settings):
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
 @socketio.on("my event")
@@ -51,8 +79,10 @@ def on_my_error_event(data):
 
 
 @socketio.on("connect", namespace="/chat")
-def admit_to_chat(auth):
+def connect(auth):
     """Refuse /chat to a connection without a name: the client is told why, in words meant for it."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     name = auth.get("name") if isinstance(auth, dict) else None
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ConnectionRefusedError("/chat needs a name: 1-20 letters, digits, '-' or '_'")
@@ -60,6 +90,10 @@ def admit_to_chat(auth):
 
 def report_incident(error, handled_by):
     """Log everything about an unexpected error; answer the client with an incident id, nothing else."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        # Flask-SocketIO's own call of the handler failed: the client sent too few or too many
+        # arguments. Its mistake, answered like any bad input; not a bug, so no incident.
+        return reject(request.event["message"], "wrong number of arguments for this event")
     incident = secrets.token_hex(4)
     connecting = request.event["message"] == "connect"
     # A handshake's arguments are the WSGI environ and auth: cookies and credentials stay out of logs.

@@ -1,5 +1,6 @@
 """09 · Testing: the notes' test page, working, and how to test and debug it (notes: 测试)."""
 import os
+import secrets
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_socketio import SocketIO, call, emit
@@ -13,12 +14,11 @@ MAX_NAME = 30
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
                             SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30)
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
     verbose = app.config["SOCKETIO_LOGGER"]
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], logger=verbose, engineio_logger=verbose)
@@ -37,6 +37,35 @@ def create_app(**settings):
         return redirect(url_for("index"))
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
 def valid_text(text):
@@ -59,6 +88,8 @@ def respond(text):
 @socketio.on("connect", namespace="/test")
 def test_connect():
     """Greet the connection by the name in its session cookie (set by ``/login``), as the page expects."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     respond("Connected")
 
 
@@ -85,6 +116,15 @@ def ask_me(*ignored):
         bad_input("question")
         return
     respond(f"You answered: {answer.strip()}")
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: Flask-SocketIO's call to the handler
+    raised TypeError before the handler ran. Anything else is a bug: raised again, for the log."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments for this event")
+    raise error
 
 
 if __name__ == "__main__":

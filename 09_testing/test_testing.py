@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 import socketio
+from flask import Flask
 from playwright.sync_api import expect
 
 BAD_PAYLOADS = [None, "plain text", {}, {"data": 42}, {"data": "   "}, {"data": "x" * 501}]
@@ -71,6 +72,37 @@ def test_login_refuses_bad_names(app, username):
 def test_bad_input_gets_a_clear_error(sio, payload):
     assert sio.emit("my_event", payload, namespace="/test", callback=True) == {"error": BAD_INPUT["error"]}
     assert sio.get_received("/test") == [{"name": "bad_input", "args": [BAD_INPUT], "namespace": "/test"}]
+
+
+def test_a_handlers_name_is_not_proof_of_who_called_it(sio):
+    # Any client may send an ordinary event called "connect", and python-socketio runs the connect
+    # handler for it, on a connection that is already open. The guard in test_connect() refuses it;
+    # remove the guard and this test fails: the greeting comes again, sent by the client's own hand.
+    error = "'connect' is sent by Socket.IO itself, not by a client"
+    assert sio.emit("connect", "x", {"username": "bob"}, namespace="/test", callback=True) == {"error": error}
+    assert sio.get_received("/test") == [
+        {"name": "bad_input", "args": [{"event": "connect", "error": error}], "namespace": "/test"}]
+
+
+def test_an_extra_argument_is_bad_input(sio, caplog):
+    # Flask-SocketIO calls the handler with every argument the client sent: one too many is a TypeError
+    # before the handler's first line, which the app's on_error_default answers as bad input.
+    error = "wrong number of arguments for this event"
+    assert sio.emit("my_event", {"data": "hi"}, "extra", namespace="/test", callback=True) == {"error": error}
+    assert sio.get_received("/test") == [
+        {"name": "bad_input", "args": [{"event": "my_event", "error": error}], "namespace": "/test"}]
+    assert "Traceback" not in caplog.text
+
+
+def test_without_a_key_sessions_get_a_random_one_kept_in_the_instance_folder(chapter, tmp_path):
+    # tmp_path: pytest's fresh folder for this test, so the real instance folder is never touched.
+    first, restarted, elsewhere = (Flask(__name__, instance_path=str(tmp_path / folder))
+                                   for folder in ("a", "a", "b"))
+    for app in (first, restarted, elsewhere):
+        chapter.use_secret_key(app)
+    assert len(first.config["SECRET_KEY"]) == 64
+    assert restarted.config["SECRET_KEY"] == first.config["SECRET_KEY"]  # sessions survive a restart
+    assert elsewhere.config["SECRET_KEY"] != first.config["SECRET_KEY"]  # never the same on two machines
 
 
 def test_the_test_client_cannot_answer_the_server(sio):
