@@ -4,11 +4,12 @@ import re
 import secrets
 
 from flask import Flask, render_template, request, session
-from flask_socketio import ConnectionRefusedError, SocketIO, close_room, emit, join_room, leave_room, rooms, send
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room, rooms, send
 
 socketio = SocketIO()
 
-USERNAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+USERNAME = re.compile(r"[A-Za-z0-9_-]{1,20}")  # ASCII only: no look-alike letters from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,30}")  # no ':' so a chosen name can never look like "user:bob"
 MAX_TEXT = 500
 
@@ -58,36 +59,55 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
+
+
+def check_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_'")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
+
+
+def check_room(data, joined=False):
+    """The room a ``{'username', 'room'}`` payload names; ``joined``: one the sender must be in."""
+    if not isinstance(data, dict) or not isinstance(data.get("room"), str):
+        raise ValueError("send an object with a 'room' string")
+    room = data["room"]
+    if room.startswith("user:"):
+        raise ValueError("user:… rooms are private: the server alone puts each user in their own")
+    if socketio.server.manager.is_connected(room, "/"):
+        raise ValueError("that name is a connection's own sid room: nobody else may use it")
+    if not ROOM.fullmatch(room):
+        raise ValueError("a room name is 1-30 letters, digits, '-' or '_'")
+    if data.get("username", session["username"]) != session["username"]:
+        raise ValueError(f"you are connected as {session['username']}: you cannot speak for someone else")
+    if joined and room not in rooms():
+        raise ValueError(f"you are not in {room}")
+    return room
+
+
+def check_text(text):
+    """A message text: a non-empty string of at most MAX_TEXT characters."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("'text' must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"'text' is longer than {MAX_TEXT} characters")
+    return text
+
+
 def private_room(username):
     """The room the server puts every connection of ``username`` in: one address for all their tabs."""
     return f"user:{username}"
-
-
-def room_problem(data, joined=False):
-    """What is wrong with a ``{'username', 'room'}`` payload, or None; ``joined``: one must be in the room."""
-    if not isinstance(data, dict) or not isinstance(data.get("room"), str):
-        return "send an object with a 'room' string"
-    room = data["room"]
-    if room.startswith("user:"):
-        return "user:… rooms are private: the server alone puts each user in their own"
-    if socketio.server.manager.is_connected(room, "/"):
-        return "that name is a connection's own sid room: nobody else may use it"
-    if not ROOM.fullmatch(room):
-        return "a room name is 1-30 letters, digits, '-' or '_'"
-    if data.get("username", session["username"]) != session["username"]:
-        return f"you are connected as {session['username']}: you cannot speak for someone else"
-    if joined and room not in rooms():
-        return f"you are not in {room}"
-    return None
-
-
-def text_problem(text):
-    """What is wrong with a message text, or None."""
-    if not isinstance(text, str) or not text.strip():
-        return "'text' must be a non-empty string"
-    if len(text) > MAX_TEXT:
-        return f"'text' is longer than {MAX_TEXT} characters"
-    return None
 
 
 def tell_rooms(sid):
@@ -101,9 +121,10 @@ def connect(auth):
     """Admit only a named connection, and put it in its user's private room."""
     if forged("connect"):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
-    username = auth.get("username") if isinstance(auth, dict) else None
-    if not isinstance(username, str) or not USERNAME.fullmatch(username):
-        raise ConnectionRefusedError("connect with auth {username}: 1-20 letters, digits, '-' or '_'")
+    try:
+        username = check_username(auth.get("username") if isinstance(auth, dict) else None)
+    except ValueError as error:
+        raise ConnectionRefusedError(f"connect with auth {{username}}: {error}") from None
     # The identity is fixed here, once; every later event speaks with it, whatever its payload says.
     session["username"] = username
     join_room(private_room(username))
@@ -112,66 +133,65 @@ def connect(auth):
 
 
 @socketio.on("join")
-def on_join(data):
+def join(data):
     """Join a named room and announce it to everyone in that room (the notes' handler)."""
-    if problem := room_problem(data):
-        return reject("join", problem)
-    join_room(data["room"])
-    send(f"{session['username']} has entered the room.", to=data["room"])
+    try:
+        room = check_room(data)
+    except ValueError as error:
+        return reject("join", str(error))
+    join_room(room)
+    send(f"{session['username']} has entered the room.", to=room)
     tell_rooms(request.sid)
 
 
 @socketio.on("leave")
-def on_leave(data):
+def leave(data):
     """Leave a named room and tell the ones who stay (the notes' handler)."""
-    if problem := room_problem(data, joined=True):
-        return reject("leave", problem)
-    leave_room(data["room"])
-    send(f"{session['username']} has left the room.", to=data["room"])
+    try:
+        room = check_room(data, joined=True)
+    except ValueError as error:
+        return reject("leave", str(error))
+    leave_room(room)
+    send(f"{session['username']} has left the room.", to=room)
     tell_rooms(request.sid)
 
 
 @socketio.on("close room")
-def on_close_room(data):
+def close_room(data):
     """Close a room one is in: tell its members, remove them all, then show each their rooms."""
-    if problem := room_problem(data, joined=True):
-        return reject("close room", problem)
-    room = data["room"]
+    try:
+        room = check_room(data, joined=True)
+    except ValueError as error:
+        return reject("close room", str(error))
     members = [sid for sid, _ in socketio.server.manager.get_participants("/", room)]
     send(f"{session['username']} closed the room {room}.", to=room)
-    close_room(room)
+    socketio.close_room(room)
     for sid in members:
         tell_rooms(sid)
 
 
 @socketio.on("room message")
-def on_room_message(data):
+def room_message(data):
     """Say something to the members of a room one is in."""
-    if problem := room_problem(data, joined=True) or text_problem(data.get("text")):
-        return reject("room message", problem)
-    emit("room message", {"room": data["room"], "from": session["username"], "text": data["text"]},
-         to=data["room"])
+    try:
+        room, text = check_room(data, joined=True), check_text(data.get("text"))
+    except ValueError as error:
+        return reject("room message", str(error))
+    emit("room message", {"room": room, "from": session["username"], "text": text}, to=room)
     return {"sent": True}
 
 
 @socketio.on("private message")
-def on_private_message(data):
+def private_message(data):
     """Notify one user, in every tab they have open, through their private room."""
-    if not isinstance(data, dict) or not isinstance(data.get("to"), str) or not USERNAME.fullmatch(data["to"]):
-        return reject("private message", "'to' must be a username: 1-20 letters, digits, '-' or '_'")
-    if problem := text_problem(data.get("text")):
-        return reject("private message", problem)
-    emit("notification", {"from": session["username"], "text": data["text"]}, to=private_room(data["to"]))
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("send an object like {\"to\": \"bob\", \"text\": \"hello\"}")
+        to, text = check_username(data.get("to")), check_text(data.get("text"))
+    except ValueError as error:
+        return reject("private message", str(error))
+    emit("notification", {"from": session["username"], "text": text}, to=private_room(to))
     return {"sent": True}
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: Flask-SocketIO's call to the handler
-    raised TypeError before the handler ran. Anything else is a bug: raised again, for the log."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments for this event")
-    raise error
 
 
 if __name__ == "__main__":
