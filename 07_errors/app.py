@@ -57,23 +57,28 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
-@socketio.on("my event")
-def echo(data):
-    """Answer a valid message; refuse an invalid one: an error the client can fix."""
+def check_data(data):
+    """The text of a ``{'data': text}`` payload: a non-empty string of at most MAX_TEXT characters."""
     if not isinstance(data, dict) or not isinstance(data.get("data"), str) or not data["data"].strip():
-        problem = "send an object with a non-empty 'data' string"
-    elif len(data["data"]) > MAX_TEXT:
-        problem = f"'data' is longer than {MAX_TEXT} characters"
-    else:
-        return {"echo": data["data"]}
-    emit("bad_input", {"event": "my event", "error": problem})
-    return {"error": problem}
+        raise ValueError("send an object with a non-empty 'data' string")
+    if len(data["data"]) > MAX_TEXT:
+        raise ValueError(f"'data' is longer than {MAX_TEXT} characters")
+    return data["data"]
+
+
+@socketio.on("my event")
+def my_event(data):
+    """Answer a valid message; refuse an invalid one: an error the client can fix, not an incident."""
+    try:
+        return {"echo": check_data(data)}
+    except ValueError as error:
+        return reject("my event", str(error))
 
 
 @socketio.on("my error event")
 @socketio.on("my error event", namespace="/chat")
 @socketio.on("my error event", namespace="/test")
-def on_my_error_event(data):
+def my_error_event(data):
     """Fail, as the notes' example does: a stand-in for a bug, on three namespaces."""
     raise RuntimeError("deliberate failure; internals no client may see: /srv/app/secrets.cfg")
 
@@ -93,7 +98,8 @@ def report_incident(error, handled_by):
     if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
         # Flask-SocketIO's own call of the handler failed: the client sent too few or too many
         # arguments. Its mistake, answered like any bad input; not a bug, so no incident.
-        return reject(request.event["message"], "wrong number of arguments for this event")
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
     incident = secrets.token_hex(4)
     connecting = request.event["message"] == "connect"
     # A handshake's arguments are the WSGI environ and auth: cookies and credentials stay out of logs.
