@@ -1,4 +1,4 @@
-"""07 · Errors: error handlers per namespace; the client gets an incident id, the log gets the rest (notes: 错误处理)."""
+"""07 · Errors: error handlers per namespace; the client gets an incident id, the log the rest (notes: 错误处理)."""
 import os
 import re
 import secrets

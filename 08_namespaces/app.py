@@ -56,6 +56,16 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
+
+
 def text_from(data, key, event):
     """``data[key]`` stripped, or ``None`` after telling the sender with ``bad_input`` what is wrong."""
     text = data.get(key) if isinstance(data, dict) else None
@@ -138,15 +148,6 @@ def which_handler(*ignored):
 socketio.on_namespace(MyCustomNamespace("/test"))
 socketio.on_namespace(ChatNamespace("/chat"))
 socketio.on_namespace(NotificationsNamespace("/notifications"))
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: Flask-SocketIO's call to the handler
-    raised TypeError before the handler ran. Anything else is a bug: raised again, for the log."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments for this event")
-    raise error
 
 
 if __name__ == "__main__":

@@ -68,6 +68,16 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
+
+
 def valid_text(text):
     """Whether ``text`` is the kind of text this app accepts from a client."""
     return isinstance(text, str) and text.strip() != "" and len(text) <= MAX_TEXT
@@ -116,15 +126,6 @@ def ask_me(*ignored):
         bad_input("question")
         return
     respond(f"You answered: {answer.strip()}")
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: Flask-SocketIO's call to the handler
-    raised TypeError before the handler ran. Anything else is a bug: raised again, for the log."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments for this event")
-    raise error
 
 
 if __name__ == "__main__":
