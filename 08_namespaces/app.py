@@ -66,13 +66,11 @@ def wrong_arguments(error):
     raise error
 
 
-def text_from(data, key, event):
-    """``data[key]`` stripped, or ``None`` after telling the sender with ``bad_input`` what is wrong."""
+def check_text(data, key):
+    """``data[key]`` stripped: a text of 1 to MAX_TEXT characters."""
     text = data.get(key) if isinstance(data, dict) else None
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        emit("bad_input", {"event": event,
-                           "error": f"expected {{{key!r}: text of 1 to {MAX_TEXT} characters}}"})
-        return None
+        raise ValueError(f"expected {{{key!r}: text of 1 to {MAX_TEXT} characters}}")
     return text.strip()
 
 
@@ -104,11 +102,12 @@ class TutorialNamespace(Namespace):
 class MyCustomNamespace(TutorialNamespace):
     """The notes' ``/test`` namespace: the event ``my_event`` runs the method ``on_my_event``."""
 
-    def on_my_event(self, data=None):
+    def on_my_event(self, data):
         """Answer the sender only: the context function ``emit()`` replies, ``self.emit()`` would broadcast."""
-        text = text_from(data, "data", "my_event")
-        if text is not None:
-            emit("my_response", {"data": text})
+        try:
+            emit("my_response", {"data": check_text(data, "data")})
+        except ValueError as error:
+            return reject("my_event", str(error))
 
     def on_which_handler(self, *ignored):
         """Never runs: the decorated ``which_handler`` below takes precedence (a test proves it)."""
@@ -122,21 +121,23 @@ class MyCustomNamespace(TutorialNamespace):
 class ChatNamespace(TutorialNamespace):
     """``/chat``: messages for everyone in the chat."""
 
-    def on_chat_message(self, data=None):
+    def on_chat_message(self, data):
         """Relay a message with ``self.emit``: to this namespace, and to everyone in it unless ``room=``."""
-        text = text_from(data, "text", "chat_message")
-        if text is not None:
-            self.emit("chat_message", {"text": text, "from": request.sid})
+        try:
+            self.emit("chat_message", {"text": check_text(data, "text"), "from": request.sid})
+        except ValueError as error:
+            return reject("chat_message", str(error))
 
 
 class NotificationsNamespace(TutorialNamespace):
     """``/notifications``: short notices, sent as plain ``message`` events."""
 
-    def on_notify(self, data=None):
+    def on_notify(self, data):
         """Pass a notice to everyone in ``/notifications`` with ``self.send`` (a ``message`` event)."""
-        text = text_from(data, "text", "notify")
-        if text is not None:
-            self.send(text)
+        try:
+            self.send(check_text(data, "text"))
+        except ValueError as error:
+            return reject("notify", str(error))
 
 
 @socketio.on("which_handler", namespace="/test")

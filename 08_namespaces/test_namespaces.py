@@ -103,9 +103,9 @@ def test_error_method_also_swallows_connection_refused(chapter, app):
 def test_bad_input_gets_a_clear_error(chapter, app, namespace, event, key, payload):
     client = chapter.socketio.test_client(app, namespace=namespace)
     client.get_received(namespace)
-    client.emit(event, payload, namespace=namespace)
-    assert received(client, namespace) == [("bad_input", {
-        "event": event, "error": f"expected {{{key!r}: text of 1 to 500 characters}}"})]
+    error = f"expected {{{key!r}: text of 1 to 500 characters}}"
+    assert client.emit(event, payload, namespace=namespace, callback=True) == {"error": error}
+    assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
 
 
 @pytest.mark.parametrize("event", ["connect", "disconnect"])
@@ -121,12 +121,14 @@ def test_a_forged_connect_or_disconnect_changes_nothing(chapter, app, namespace,
     assert alice.is_connected(namespace)
 
 
+@pytest.mark.parametrize("count", [0, 2])
 @pytest.mark.parametrize("namespace, event, key", EVENTS)
-def test_an_extra_argument_is_bad_input(chapter, app, caplog, namespace, event, key):
+def test_a_wrong_number_of_arguments_is_bad_input(chapter, app, caplog, namespace, event, key, count):
     client = chapter.socketio.test_client(app, namespace=namespace)
     client.get_received(namespace)
-    error = "wrong number of arguments for this event"
-    assert client.emit(event, {key: "hi"}, "one too many", namespace=namespace, callback=True) == {"error": error}
+    error = f"wrong number of arguments for '{event}': see the events table in README.md"
+    args = [{key: "hi"}, "one too many"][:count]
+    assert client.emit(event, *args, namespace=namespace, callback=True) == {"error": error}
     assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
     assert "Traceback" not in caplog.text
 
