@@ -8,7 +8,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, le
 
 socketio = SocketIO()
 
-USERNAME = re.compile(r"[A-Za-z0-9_-]{1,20}")  # ASCII only: no look-alike letters from other scripts ("bоb")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
 RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,30}")  # no ':' so a chosen name can never look like "user:bob"
 MAX_TEXT = 500
@@ -72,7 +72,7 @@ def wrong_arguments(error):
 def check_username(name):
     """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
     if not isinstance(name, str) or not USERNAME.fullmatch(name):
-        raise ValueError("a user name is 1-20 letters, digits, '-' or '_'")
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
     if name.lower() in RESERVED:
         raise ValueError(f"{name.lower()!r} is a reserved name")
     return name.lower()

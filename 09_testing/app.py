@@ -1,5 +1,6 @@
 """09 · Testing: the notes' test page, working, and how to test and debug it (notes: 测试)."""
 import os
+import re
 import secrets
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
@@ -8,14 +9,16 @@ from socketio import exceptions
 
 socketio = SocketIO()
 MAX_TEXT = 500
-MAX_NAME = 30
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 
 
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
     app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
-                            SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30)
+                            SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30,
+                            SESSION_COOKIE_SAMESITE="Lax")  # another site's requests carry no login
     app.config.from_prefixed_env()
     app.config.update(settings)
     use_secret_key(app)
@@ -30,10 +33,12 @@ def create_app(**settings):
     @app.post("/login")
     def login():
         """Remember a name in the session cookie: no password, just enough to test a logged-in user."""
-        username = request.form.get("username", "").strip()
-        if not 1 <= len(username) <= MAX_NAME:
-            return f"username: 1 to {MAX_NAME} characters", 400
-        session["username"] = username
+        if request.origin not in (None, request.host_url.rstrip("/")):
+            return "cross-origin requests are not accepted", 403  # a form on another site logs nobody in
+        try:
+            session["username"] = check_username(request.form.get("username", "").strip())
+        except ValueError as error:
+            return str(error), 400
         return redirect(url_for("index"))
 
     return app
@@ -78,16 +83,20 @@ def wrong_arguments(error):
     raise error
 
 
-def valid_text(text):
-    """Whether ``text`` is the kind of text this app accepts from a client."""
-    return isinstance(text, str) and text.strip() != "" and len(text) <= MAX_TEXT
+def check_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
 
 
-def bad_input(event):
-    """Tell the sender its ``event`` carried bad data; the return value is the error acknowledgement."""
-    error = f"expected text of 1 to {MAX_TEXT} characters"
-    emit("bad_input", {"event": event, "error": error})
-    return {"error": error}
+def check_text(text):
+    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
+    return text.strip()
 
 
 def respond(text):
@@ -96,7 +105,7 @@ def respond(text):
 
 
 @socketio.on("connect", namespace="/test")
-def test_connect():
+def connect():
     """Greet the connection by the name in its session cookie (set by ``/login``), as the page expects."""
     if forged("connect"):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
@@ -104,12 +113,13 @@ def test_connect():
 
 
 @socketio.on("my_event", namespace="/test")
-def handle_my_custom_event(data=None):
+def my_event(data):
     """Echo ``data`` back to the sender; acknowledge with the status, or with the error."""
-    text = data.get("data") if isinstance(data, dict) else None
-    if not valid_text(text):
-        return bad_input("my_event")
-    respond(text.strip())
+    try:
+        text = check_text(data.get("data") if isinstance(data, dict) else None)
+    except ValueError as error:
+        return reject("my_event", str(error))
+    respond(text)
     return {"status": "echoed"}
 
 
@@ -122,10 +132,11 @@ def ask_me(*ignored):
     except exceptions.TimeoutError:
         respond("No answer in time")
         return
-    if not valid_text(answer):
-        bad_input("question")
-        return
-    respond(f"You answered: {answer.strip()}")
+    try:
+        answer = check_text(answer)
+    except ValueError as error:
+        return reject("question", str(error))
+    respond(f"You answered: {answer}")
 
 
 if __name__ == "__main__":

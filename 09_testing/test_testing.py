@@ -10,7 +10,6 @@ The fixtures (``app``, ``server``, ``connect``, ``open_page``) come from the roo
 import http.cookiejar
 import queue
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -18,6 +17,8 @@ import pytest
 import socketio
 from flask import Flask
 from playwright.sync_api import expect
+
+from tutorial.testing import until
 
 BAD_PAYLOADS = [None, "plain text", {}, {"data": 42}, {"data": "   "}, {"data": "x" * 501}]
 BAD_INPUT = {"event": "my_event", "error": "expected text of 1 to 500 characters"}
@@ -63,9 +64,30 @@ def test_a_logged_in_user(chapter, app):
     assert 'Logged in as <b id="username">alice</b>' in flask_client.get("/").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("username", ["", "   ", "x" * 31])
-def test_login_refuses_bad_names(app, username):
-    assert app.test_client().post("/login", data={"username": username}).status_code == 400
+@pytest.mark.parametrize("username", ["", "   ", "x" * 21, "..", "_", "b\u043eb",  # a Cyrillic "о": it looks like bob
+                                      "\u212aim",  # the Kelvin sign, which lower() would turn into an ASCII "k"
+                                      "admin", "Root"])
+def test_login_refuses_ambiguous_and_reserved_names(app, username):
+    browser = app.test_client()
+    assert browser.post("/login", data={"username": username}).status_code == 400
+    assert browser.get_cookie("session") is None
+
+
+def test_login_folds_case_and_sets_a_same_site_cookie(app):
+    browser = app.test_client()
+    response = browser.post("/login", data={"username": "Alice"})
+    assert "SameSite=Lax" in response.headers["Set-Cookie"]  # another site's requests do not carry it
+    assert 'Logged in as <b id="username">alice</b>' in browser.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("origin", "status"), [("http://localhost", 302), ("https://evil.example", 403),
+                                                ("http://localhost:8080", 403), ("null", 403)])
+def test_login_from_another_site_is_refused(app, origin, status):
+    # A form on evil.example may post here: the browser sends its Origin, the server refuses it.
+    browser = app.test_client()
+    response = browser.post("/login", data={"username": "alice"}, headers={"Origin": origin})
+    assert response.status_code == status
+    assert (browser.get_cookie("session") is not None) == (status == 302)
 
 
 @pytest.mark.parametrize("payload", BAD_PAYLOADS)
@@ -87,7 +109,7 @@ def test_a_handlers_name_is_not_proof_of_who_called_it(sio):
 def test_an_extra_argument_is_bad_input(sio, caplog):
     # Flask-SocketIO calls the handler with every argument the client sent: one too many is a TypeError
     # before the handler's first line, which the app's on_error_default answers as bad input.
-    error = "wrong number of arguments for this event"
+    error = "wrong number of arguments for 'my_event': see the events table in README.md"
     assert sio.emit("my_event", {"data": "hi"}, "extra", namespace="/test", callback=True) == {"error": error}
     assert sio.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "my_event", "error": error}], "namespace": "/test"}]
@@ -129,7 +151,7 @@ def test_echo_over_websocket(connect):
     assert sio.receive(timeout=5) == ["my_response", {"data": "hello", "username": None}]
 
 
-def log_in(url, username):
+def login_cookie(url, username):
     """Log in over HTTP as a browser would; return the Cookie header the session lives in."""
     cookies = http.cookiejar.CookieJar()
     browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies))
@@ -139,7 +161,7 @@ def log_in(url, username):
 
 def test_a_logged_in_user_over_websocket(server):
     with socketio.SimpleClient() as sio:
-        sio.connect(server.url, namespace="/test", headers={"Cookie": log_in(server.url, "alice")},
+        sio.connect(server.url, namespace="/test", headers={"Cookie": login_cookie(server.url, "alice")},
                     transports=["websocket"], wait_timeout=5)
         assert sio.receive(timeout=5) == ["my_response", {"data": "Connected", "username": "alice"}]
 
@@ -197,12 +219,15 @@ def test_socketio_logger_shows_every_event_and_packet(verbose_server, server, co
     assert "Sending packet" not in server.output()
 
 
-@pytest.mark.parametrize("payload", BAD_PAYLOADS[:2])
-def test_bad_input_over_websocket(connect, payload):
+@pytest.mark.parametrize(("payload", "error"), [
+    ("plain text", BAD_INPUT["error"]),
+    (None, "wrong number of arguments for 'my_event': see the events table in README.md"),  # None: no argument
+])
+def test_bad_input_over_websocket(connect, payload, error):
     sio = connect("/test")
     sio.receive(timeout=5)
-    assert sio.call("my_event", payload, timeout=5) == {"error": BAD_INPUT["error"]}
-    assert sio.receive(timeout=5) == ["bad_input", BAD_INPUT]
+    assert sio.call("my_event", payload, timeout=5) == {"error": error}
+    assert sio.receive(timeout=5) == ["bad_input", {"event": "my_event", "error": error}]
 
 
 # 3. Browser: the page in headless Chromium. expect(...) waits until the page gets there.
@@ -274,7 +299,6 @@ def test_the_frames_dev_tools_show(open_page):
         ("sent", '42/test,["my_event",{"data":"hello frames"}]'),
         ("received", '42/test,["my_response",{"data":"hello frames","username":null}]'),
     ]
-    deadline = time.monotonic() + 5
-    while not all(frame in frames for frame in expected) and time.monotonic() < deadline:
-        page.wait_for_timeout(50)  # a poll: lets Playwright deliver the frame events
+    # page.wait_for_timeout(), not a sleep: Playwright delivers the frame events while it waits.
+    until(lambda: page.wait_for_timeout(50) or all(frame in frames for frame in expected))
     assert [frame for frame in frames if frame in expected] == expected
