@@ -53,11 +53,11 @@ def page_as(open_page):
     return page_as
 
 
-def said(client, name=None):
-    """What an in-process client received since last asked, as (event, first argument), of one event or all."""
+def received(client, namespace="/"):
+    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
     # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
-    return [(e["name"], e["args"] if e["name"] == "message" else e["args"][0])
-            for e in client.get_received() if name in (None, e["name"])]
+    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
+            for event in client.get_received(namespace)]
 
 
 def sid(client):
@@ -87,12 +87,12 @@ def test_names_are_case_folded(client_as):
     bob, alice = client_as("Bob"), client_as("alice")
     assert bob.socketio.server.rooms(sid(bob)) == [sid(bob), "user:bob"]
     assert alice.emit("private message", {"to": "BOB", "text": "hi"}, callback=True) == {"sent": True}
-    assert said(bob) == [("notification", {"from": "alice", "text": "hi"})]
+    assert received(bob) == [("notification", {"from": "alice", "text": "hi"})]
 
 
 def test_connection_is_in_its_sid_room_and_its_private_room(chapter, app):
     client = chapter.socketio.test_client(app, auth={"username": "alice"})
-    (_, signed_in), (_, rooms) = said(client)
+    (_, signed_in), (_, rooms) = received(client)
     assert signed_in["username"] == "alice"
     assert rooms["rooms"] == [signed_in["sid"], "user:alice"]
 
@@ -104,18 +104,19 @@ def test_room_list_puts_the_personal_rooms_first(client_as):
     bob = client_as("bob")  # his sid room and private room are newer than the rooms he joins
     bob.emit("join", {"room": "zoo"})
     bob.emit("join", {"room": "aardvarks"})
-    assert said(bob, "rooms")[-1][1] == {"rooms": [sid(bob), "user:bob", "aardvarks", "zoo"]}
+    assert received(bob)[-1] == ("rooms", {"rooms": [sid(bob), "user:bob", "aardvarks", "zoo"]})
 
 
 def test_join_announces_to_the_room_only(client_as):
     alice, bob, carol = client_as("alice"), client_as("bob"), client_as("carol")
     alice.emit("join", {"username": "alice", "room": "lobby"})
     bob.emit("join", {"username": "bob", "room": "lobby"})
-    assert said(alice, "message") == [("message", "alice has entered the room."),
-                                        ("message", "bob has entered the room.")]
-    assert said(bob) == [("message", "bob has entered the room."),
-                           ("rooms", {"rooms": [sid(bob), "user:bob", "lobby"]})]
-    assert said(carol) == []
+    assert received(alice) == [("message", "alice has entered the room."),
+                               ("rooms", {"rooms": [sid(alice), "user:alice", "lobby"]}),
+                               ("message", "bob has entered the room.")]
+    assert received(bob) == [("message", "bob has entered the room."),
+                             ("rooms", {"rooms": [sid(bob), "user:bob", "lobby"]})]
+    assert received(carol) == []
 
 
 def test_join_speaks_with_the_connection_identity_not_the_payload(client_as):
@@ -123,9 +124,9 @@ def test_join_speaks_with_the_connection_identity_not_the_payload(client_as):
     bob.emit("join", {"room": "lobby"})
     alice.emit("join", {"username": "bob", "room": "lobby"})
     error = "you are connected as alice: you cannot speak for someone else"
-    assert said(alice) == [("bad_input", {"event": "join", "error": error})]
+    assert received(alice) == [("bad_input", {"event": "join", "error": error})]
     alice.emit("join", {"room": "lobby"})
-    assert ("message", "alice has entered the room.") in said(bob)
+    assert ("message", "alice has entered the room.") in received(bob)
 
 
 @pytest.mark.parametrize(("payload", "error"), [
@@ -143,15 +144,15 @@ def test_join_speaks_with_the_connection_identity_not_the_payload(client_as):
 def test_bad_room_is_refused_clearly(client_as, event, payload, error):
     alice = client_as("alice")
     assert alice.emit(event, payload, callback=True) == {"error": error}
-    assert said(alice) == [("bad_input", {"event": event, "error": error})]
+    assert received(alice) == [("bad_input", {"event": event, "error": error})]
 
 
 def test_cannot_join_another_users_private_room(client_as):
     mallory, alice, bob = client_as("mallory"), client_as("alice"), client_as("bob")
     assert "error" in mallory.emit("join", {"room": "user:bob"}, callback=True)
     alice.emit("private message", {"to": "bob", "text": "for bob only"})
-    assert said(bob) == [("notification", {"from": "alice", "text": "for bob only"})]
-    assert said(mallory, "notification") == []
+    assert received(bob) == [("notification", {"from": "alice", "text": "for bob only"})]
+    assert "notification" not in [name for name, _ in received(mallory)]
 
 
 def test_cannot_join_another_connections_sid_room(client_as):
@@ -166,8 +167,8 @@ def test_private_message_reaches_every_tab_of_its_user_only(client_as):
     alice, bob_tab1, bob_tab2, carol = client_as("alice"), client_as("bob"), client_as("bob"), client_as("carol")
     assert alice.emit("private message", {"to": "bob", "text": "hi bob"}, callback=True) == {"sent": True}
     for tab in (bob_tab1, bob_tab2):
-        assert said(tab) == [("notification", {"from": "alice", "text": "hi bob"})]
-    assert said(alice) == said(carol) == []
+        assert received(tab) == [("notification", {"from": "alice", "text": "hi bob"})]
+    assert received(alice) == received(carol) == []
 
 
 @pytest.mark.parametrize(("payload", "error"), [
@@ -181,8 +182,8 @@ def test_private_message_reaches_every_tab_of_its_user_only(client_as):
 def test_bad_private_message_is_refused_clearly(client_as, payload, error):
     alice, bob = client_as("alice"), client_as("bob")
     assert alice.emit("private message", payload, callback=True) == {"error": error}
-    assert said(alice) == [("bad_input", {"event": "private message", "error": error})]
-    assert said(bob) == []
+    assert received(alice) == [("bad_input", {"event": "private message", "error": error})]
+    assert received(bob) == []
 
 
 def test_room_message_reaches_members_only(client_as):
@@ -190,8 +191,8 @@ def test_room_message_reaches_members_only(client_as):
     join("lobby", alice, bob)
     assert alice.emit("room message", {"room": "lobby", "text": "hello"}, callback=True) == {"sent": True}
     message = ("room message", {"room": "lobby", "from": "alice", "text": "hello"})
-    assert said(alice) == said(bob) == [message]
-    assert said(carol) == []
+    assert received(alice) == received(bob) == [message]
+    assert received(carol) == []
 
 
 @pytest.mark.parametrize(("payload", "error"), [
@@ -204,18 +205,18 @@ def test_bad_room_message_is_refused_clearly(client_as, payload, error):
     alice, bob = client_as("alice"), client_as("bob")
     join("lobby", alice)
     assert alice.emit("room message", payload, callback=True) == {"error": error}
-    assert said(alice) == [("bad_input", {"event": "room message", "error": error})]
-    assert said(bob) == []
+    assert received(alice) == [("bad_input", {"event": "room message", "error": error})]
+    assert received(bob) == []
 
 
 def test_after_leaving_no_more_room_messages(client_as):
     alice, bob = client_as("alice"), client_as("bob")
     join("lobby", alice, bob)
     bob.emit("leave", {"room": "lobby"})
-    assert said(alice, "message")[-1] == ("message", "bob has left the room.")
-    assert "lobby" not in said(bob, "rooms")[-1][1]["rooms"]
+    assert received(alice)[-1] == ("message", "bob has left the room.")
+    assert received(bob) == [("rooms", {"rooms": [sid(bob), "user:bob"]})]
     alice.emit("room message", {"room": "lobby", "text": "bob is gone"})
-    assert said(bob) == []
+    assert received(bob) == []
     assert bob.emit("leave", {"room": "lobby"}, callback=True) == {"error": "you are not in lobby"}
 
 
@@ -234,10 +235,10 @@ def test_close_room_removes_and_tells_everyone(client_as):
     join("lobby", alice, bob)
     bob.emit("close room", {"room": "lobby"})
     for member in (alice, bob):
-        closed, rooms = said(member)
+        closed, rooms = received(member)
         assert closed == ("message", "bob closed the room lobby.")
         assert rooms[0] == "rooms" and "lobby" not in rooms[1]["rooms"]
-    assert said(carol) == []
+    assert received(carol) == []
     assert alice.emit("room message", {"room": "lobby", "text": "hello?"}, callback=True) == {
         "error": "you are not in lobby"}
     assert carol.emit("close room", {"room": "lobby"}, callback=True) == {"error": "you are not in lobby"}
@@ -248,11 +249,12 @@ def test_a_forged_connect_changes_nothing(client_as):
     mallory, bob = client_as("mallory"), client_as("bob")
     error = "'connect' is sent by Socket.IO itself, not by a client"
     assert mallory.emit("connect", "x", {"username": "bob"}, callback=True) == {"error": error}
-    assert said(mallory) == [("bad_input", {"event": "connect", "error": error})]
+    assert received(mallory) == [("bad_input", {"event": "connect", "error": error})]
     assert mallory.socketio.server.rooms(sid(mallory)) == [sid(mallory), "user:mallory"]
     bob.emit("private message", {"to": "bob", "text": "for bob only"})
     mallory.emit("join", {"room": "lobby"})
-    assert said(mallory, "message") == [("message", "mallory has entered the room.")]
+    assert received(mallory) == [("message", "mallory has entered the room."),
+                                 ("rooms", {"rooms": [sid(mallory), "user:mallory", "lobby"]})]
 
 
 @pytest.mark.parametrize("args", [(), ({"room": "lobby", "to": "bob", "text": "hi"}, "one too many")])
@@ -261,7 +263,7 @@ def test_wrong_number_of_arguments_is_bad_input(client_as, caplog, event, args):
     alice = client_as("alice")
     error = f"wrong number of arguments for '{event}': see the events table in README.md"
     assert alice.emit(event, *args, callback=True) == {"error": error}
-    assert said(alice) == [("bad_input", {"event": event, "error": error})]
+    assert received(alice) == [("bad_input", {"event": event, "error": error})]
     assert "Traceback" not in caplog.text
 
 

@@ -12,9 +12,10 @@ EVENTS = [("/test", "my_event", "data"), ("/chat", "chat_message", "text"), ("/n
 XSS = '<img src=x onerror="window.pwned=1">'
 
 
-def received(client, namespace):
-    """The events a test client got in ``namespace``, as (name, first argument) pairs."""
-    return [(event["name"], event["args"][0] if event["name"] != "message" else event["args"])
+def received(client, namespace="/"):
+    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
+    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
+    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
             for event in client.get_received(namespace)]
 
 
