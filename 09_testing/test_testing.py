@@ -4,8 +4,8 @@
 2. Live: ``app.py`` runs as a real server; real ``socketio`` clients talk to it over WebSocket.
 3. Browser: the page itself, in headless Chromium driven by Playwright.
 
-The fixtures (``app``, ``server``, ``connect``, ``open_page``) come from the root conftest.py;
-``verbose_server`` from this folder's conftest.py.
+The fixtures ``app``, ``server``, ``connect`` and ``open_page`` come from the root conftest.py (``client``
+too, redefined below for /test); ``verbose_server`` from this folder's conftest.py.
 """
 import http.cookiejar
 import queue
@@ -28,8 +28,8 @@ XSS = '<img src=x onerror="window.pwned=1">'
 # 1. In-process: the test client. Every emit runs the handler at once, in this thread.
 
 @pytest.fixture
-def sio(chapter, app):
-    """A test client connected to /test, its greeting already read."""
+def client(chapter, app):
+    """The test client, connected to /test and its greeting already read (it overrides the root fixture)."""
     client = chapter.socketio.test_client(app, namespace="/test")
     client.get_received("/test")
     return client
@@ -43,16 +43,16 @@ def test_connect_greets_the_page(chapter, app):
         {"name": "my_response", "args": [{"data": "Connected", "username": None}], "namespace": "/test"}]
 
 
-def test_my_event_is_echoed_and_acknowledged(sio):
+def test_my_event_is_echoed_and_acknowledged(client):
     # callback=True asks for an acknowledgement: emit() returns what the handler returned.
-    assert sio.emit("my_event", {"data": " hello "}, namespace="/test", callback=True) == {"status": "echoed"}
-    [echo] = sio.get_received("/test")
+    assert client.emit("my_event", {"data": " hello "}, namespace="/test", callback=True) == {"status": "echoed"}
+    [echo] = client.get_received("/test")
     assert echo["args"] == [{"data": "hello", "username": None}]
 
 
-def test_disconnect(sio):
-    sio.disconnect(namespace="/test")
-    assert not sio.is_connected("/test")
+def test_disconnect(client):
+    client.disconnect(namespace="/test")
+    assert not client.is_connected("/test")
 
 
 def test_a_logged_in_user(chapter, app):
@@ -91,27 +91,27 @@ def test_login_from_another_site_is_refused(app, origin, status):
 
 
 @pytest.mark.parametrize("payload", BAD_PAYLOADS)
-def test_bad_input_gets_a_clear_error(sio, payload):
-    assert sio.emit("my_event", payload, namespace="/test", callback=True) == {"error": BAD_INPUT["error"]}
-    assert sio.get_received("/test") == [{"name": "bad_input", "args": [BAD_INPUT], "namespace": "/test"}]
+def test_bad_input_gets_a_clear_error(client, payload):
+    assert client.emit("my_event", payload, namespace="/test", callback=True) == {"error": BAD_INPUT["error"]}
+    assert client.get_received("/test") == [{"name": "bad_input", "args": [BAD_INPUT], "namespace": "/test"}]
 
 
-def test_a_handlers_name_is_not_proof_of_who_called_it(sio):
+def test_a_handlers_name_is_not_proof_of_who_called_it(client):
     # Any client may send an ordinary event called "connect", and python-socketio runs the connect
     # handler for it, on a connection that is already open. The guard in test_connect() refuses it;
     # remove the guard and this test fails: the greeting comes again, sent by the client's own hand.
     error = "'connect' is sent by Socket.IO itself, not by a client"
-    assert sio.emit("connect", "x", {"username": "bob"}, namespace="/test", callback=True) == {"error": error}
-    assert sio.get_received("/test") == [
+    assert client.emit("connect", "x", {"username": "bob"}, namespace="/test", callback=True) == {"error": error}
+    assert client.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "connect", "error": error}], "namespace": "/test"}]
 
 
-def test_an_extra_argument_is_bad_input(sio, caplog):
+def test_an_extra_argument_is_bad_input(client, caplog):
     # Flask-SocketIO calls the handler with every argument the client sent: one too many is a TypeError
     # before the handler's first line, which the app's on_error_default answers as bad input.
     error = "wrong number of arguments for 'my_event': see the events table in README.md"
-    assert sio.emit("my_event", {"data": "hi"}, "extra", namespace="/test", callback=True) == {"error": error}
-    assert sio.get_received("/test") == [
+    assert client.emit("my_event", {"data": "hi"}, "extra", namespace="/test", callback=True) == {"error": error}
+    assert client.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "my_event", "error": error}], "namespace": "/test"}]
     assert "Traceback" not in caplog.text
 
@@ -127,11 +127,11 @@ def test_without_a_key_sessions_get_a_random_one_kept_in_the_instance_folder(cha
     assert elsewhere.config["SECRET_KEY"] != first.config["SECRET_KEY"]  # never the same on two machines
 
 
-def test_the_test_client_cannot_answer_the_server(sio):
+def test_the_test_client_cannot_answer_the_server(client):
     # The server's call() waits for the client's acknowledgement. The test client runs handlers
     # synchronously and never acknowledges, so python-socketio refuses: test this live (below).
     with pytest.raises(RuntimeError, match="Cannot use call"):
-        sio.emit("ask_me", namespace="/test")
+        client.emit("ask_me", namespace="/test")
 
 
 def test_the_page_is_the_notes_page_made_safe(app):
