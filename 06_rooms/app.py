@@ -97,12 +97,10 @@ def check_room(data, joined=False):
 
 
 def check_text(text):
-    """A message text: a non-empty string of at most MAX_TEXT characters."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("'text' must be a non-empty string")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"'text' is longer than {MAX_TEXT} characters")
-    return text
+    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
+    return text.strip()
 
 
 def private_room(username):

@@ -57,22 +57,21 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
-def check_data(data):
-    """The text of a ``{'data': text}`` payload: a non-empty string of at most MAX_TEXT characters."""
-    if not isinstance(data, dict) or not isinstance(data.get("data"), str) or not data["data"].strip():
-        raise ValueError("send an object with a non-empty 'data' string")
-    if len(data["data"]) > MAX_TEXT:
-        raise ValueError(f"'data' is longer than {MAX_TEXT} characters")
-    return data["data"]
+def check_text(text):
+    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
+    return text.strip()
 
 
 @socketio.on("my event")
 def my_event(data):
     """Answer a valid message; refuse an invalid one: an error the client can fix, not an incident."""
     try:
-        return {"echo": check_data(data)}
+        text = check_text(data.get("data") if isinstance(data, dict) else None)
     except ValueError as error:
         return reject("my event", str(error))
+    return {"echo": text}
 
 
 @socketio.on("my error event")

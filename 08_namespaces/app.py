@@ -66,11 +66,10 @@ def wrong_arguments(error):
     raise error
 
 
-def check_text(data, key):
-    """``data[key]`` stripped: a text of 1 to MAX_TEXT characters."""
-    text = data.get(key) if isinstance(data, dict) else None
+def check_text(text):
+    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        raise ValueError(f"expected {{{key!r}: text of 1 to {MAX_TEXT} characters}}")
+        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
     return text.strip()
 
 
@@ -105,9 +104,10 @@ class MyCustomNamespace(TutorialNamespace):
     def on_my_event(self, data):
         """Answer the sender only: the context function ``emit()`` replies, ``self.emit()`` would broadcast."""
         try:
-            emit("my_response", {"data": check_text(data, "data")})
+            text = check_text(data.get("data") if isinstance(data, dict) else None)
         except ValueError as error:
             return reject("my_event", str(error))
+        emit("my_response", {"data": text})
 
     def on_which_handler(self, *ignored):
         """Never runs: the decorated ``which_handler`` below takes precedence (a test proves it)."""
@@ -124,9 +124,10 @@ class ChatNamespace(TutorialNamespace):
     def on_chat_message(self, data):
         """Relay a message with ``self.emit``: to this namespace, and to everyone in it unless ``room=``."""
         try:
-            self.emit("chat_message", {"text": check_text(data, "text"), "from": request.sid})
+            text = check_text(data.get("text") if isinstance(data, dict) else None)
         except ValueError as error:
             return reject("chat_message", str(error))
+        self.emit("chat_message", {"text": text, "from": request.sid})
 
 
 class NotificationsNamespace(TutorialNamespace):
@@ -135,9 +136,10 @@ class NotificationsNamespace(TutorialNamespace):
     def on_notify(self, data):
         """Pass a notice to everyone in ``/notifications`` with ``self.send`` (a ``message`` event)."""
         try:
-            self.send(check_text(data, "text"))
+            text = check_text(data.get("text") if isinstance(data, dict) else None)
         except ValueError as error:
             return reject("notify", str(error))
+        self.send(text)
 
 
 @socketio.on("which_handler", namespace="/test")
