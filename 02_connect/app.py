@@ -1,8 +1,10 @@
 """02 · Connect: connect and disconnect handlers, auth, refusing a connection (notes: 连接事件)."""
 import os
+import secrets
 
 from flask import Flask, render_template, request
-from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
+import flask_socketio
+from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
 socketio = SocketIO()
 
@@ -13,11 +15,10 @@ names = {}  # sid -> name of every client connected to /test, in this server pro
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
 
     @app.get("/")
@@ -25,6 +26,45 @@ def create_app(**settings):
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
 
 
 def name_problem(name):
@@ -38,12 +78,6 @@ def name_problem(name):
     return None
 
 
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
 def tell_everyone(change, include_self=True):
     """Push the number and names of the clients on /test, and what just changed, to all of them."""
     emit("clients", {"count": len(names), "names": sorted(names.values()), **change},
@@ -51,8 +85,10 @@ def tell_everyone(change, include_self=True):
 
 
 @socketio.on("connect", namespace="/test")
-def test_connect(auth):
+def connect(auth):
     """Let a client into /test only with a valid name in ``auth``: the first chance to authenticate."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     if not isinstance(auth, dict) or "name" not in auth:
         return False  # refused; the client's connect_error says only "Connection rejected by server"
     if problem := name_problem(auth["name"]):
@@ -65,19 +101,19 @@ def test_connect(auth):
 
 
 @socketio.on("disconnect", namespace="/test")
-def test_disconnect(reason):
+def disconnect(reason):
     """Forget a client that left /test, say why it left, and tell the others who is still here."""
+    if forged("disconnect"):
+        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     name = names.pop(request.sid, None)
     print(f"{name!r} disconnected from /test ({request.sid}): {reason}")
     tell_everyone({"left": name, "reason": reason}, include_self=False)
 
 
 @socketio.on("disconnect me", namespace="/test")
-def disconnect_me(*arguments):
+def disconnect_me():
     """Disconnect the sender from the server side, as a server would a banned user."""
-    if arguments:
-        return reject("disconnect me", "this event takes no arguments")
-    disconnect()  # the client sees reason "io server disconnect" and does not reconnect by itself
+    flask_socketio.disconnect()  # the client sees reason "io server disconnect" and does not reconnect by itself
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def test_server_side_disconnect(join):
 def test_disconnect_me_takes_no_arguments(join, arguments):
     ana = join("Ana")
     ana.get_received("/test")
-    error = "this event takes no arguments"
+    error = "wrong number of arguments for 'disconnect me': see the events table in README.md"
     assert ana.emit("disconnect me", *arguments, namespace="/test", callback=True) == {"error": error}
     assert ana.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "disconnect me", "error": error}], "namespace": "/test"}]

@@ -1,6 +1,7 @@
 """04 · Send: reply with send() and emit(), to another namespace, and with acknowledgements (notes: 发送消息)."""
 import json
 import os
+import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import SocketIO, call, emit, send
@@ -16,11 +17,10 @@ waiting = set()  # sids whose call() is still waiting for an answer
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
 
     @app.get("/")
@@ -28,6 +28,45 @@ def create_app(**settings):
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
 
 
 def text_problem(text, name="the message"):
@@ -44,12 +83,6 @@ def data_problem(message):
     if not isinstance(message, dict):
         return "send an object like {\"data\": \"hello\"}"
     return text_problem(message.get("data"), "'data'")
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
 
 
 @socketio.on("message")
@@ -88,14 +121,18 @@ def receipt(*answer):
 
 
 @socketio.on("connect", namespace="/chat")
-def remember_chat_sid():
+def connect():
     """Remember this connection's sid on /chat: every namespace gives a client a different sid."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     session["chat_sid"] = request.sid  # the Socket.IO session is shared by all namespaces of a connection
 
 
 @socketio.on("disconnect", namespace="/chat")
-def forget_chat_sid(reason):
+def disconnect(reason):
     """Forget the /chat sid: answers for /chat have nowhere to go now."""
+    if forged("disconnect"):
+        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     session.pop("chat_sid", None)
 
 

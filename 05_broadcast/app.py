@@ -1,5 +1,6 @@
 """05 · Broadcast: everyone, everyone but me, and messages the server starts (notes: 广播)."""
 import os
+import secrets
 import threading
 import time
 
@@ -17,12 +18,11 @@ clock_lock = threading.Lock()  # never held across a wait, so green threads cann
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
                             TICK_SECONDS=1)
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
 
     @app.get("/")
@@ -47,6 +47,45 @@ def create_app(**settings):
     return app
 
 
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        event = request.event["message"]
+        return reject(event, f"wrong number of arguments for '{event}': see the events table in README.md")
+    raise error
+
+
 def text_problem(text):
     """What is wrong with a text from a client, or None."""
     if not isinstance(text, str) or not text.strip():
@@ -56,16 +95,12 @@ def text_problem(text):
     return None
 
 
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
 @socketio.on("connect")
-def start_the_clock():
+def connect():
     """Count the listener in, and start the clock if this is the first one."""
     global clock
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     with clock_lock:
         listeners.add(request.sid)
         if clock is None:
@@ -73,8 +108,10 @@ def start_the_clock():
 
 
 @socketio.on("disconnect")
-def count_out(reason):
+def disconnect(reason):
     """Count the listener out: the clock stops at its next tick when nobody is left."""
+    if forged("disconnect"):
+        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     with clock_lock:
         listeners.discard(request.sid)
 
