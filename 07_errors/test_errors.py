@@ -91,7 +91,7 @@ def test_invalid_input_is_bad_input_not_an_incident(client, caplog, payload, err
 @pytest.mark.parametrize(("namespace", "handler"), HANDLERS)
 def test_wrong_number_of_arguments_is_bad_input_not_an_incident(connected, caplog, namespace, handler, args):
     # The call of the handler fails before its first line: the client's mistake, whichever error handler sees it.
-    error = "wrong number of arguments for 'my error event': see the events table in README.md"
+    error = "wrong number of arguments: see the events table in README.md"
     assert connected.emit("my error event", *args, namespace=namespace, callback=True) == {"error": error}
     assert connected.get_received(namespace) == [{"name": "bad_input", "namespace": namespace,
                                                   "args": [{"event": "my error event", "error": error}]}]

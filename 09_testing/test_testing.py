@@ -109,7 +109,7 @@ def test_a_handlers_name_is_not_proof_of_who_called_it(client):
 def test_an_extra_argument_is_bad_input(client, caplog):
     # Flask-SocketIO calls the handler with every argument the client sent: one too many is a TypeError
     # before the handler's first line, which the app's on_error_default answers as bad input.
-    error = "wrong number of arguments for 'my_event': see the events table in README.md"
+    error = "wrong number of arguments: see the events table in README.md"
     assert client.emit("my_event", {"data": "hi"}, "extra", namespace="/test", callback=True) == {"error": error}
     assert client.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "my_event", "error": error}], "namespace": "/test"}]
@@ -221,7 +221,7 @@ def test_socketio_logger_shows_every_event_and_packet(verbose_server, server, co
 
 @pytest.mark.parametrize(("payload", "error"), [
     ("plain text", BAD_INPUT["error"]),
-    (None, "wrong number of arguments for 'my_event': see the events table in README.md"),  # None: no argument
+    (None, "wrong number of arguments: see the events table in README.md"),  # None: no argument
 ])
 def test_bad_input_over_websocket(connect, payload, error):
     sio = connect("/test")
