@@ -13,7 +13,6 @@ socketio = SocketIO()
 MAX_PACKET = 64_000  # bytes: a bigger packet closes its connection (Engine.IO's default: 1 MB)
 MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
 
-
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
 RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,30}")  # no ':' so a chosen name can never look like "user:bob"

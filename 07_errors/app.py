@@ -13,8 +13,8 @@ socketio = SocketIO()
 MAX_PACKET = 64_000  # bytes: a bigger packet closes its connection (Engine.IO's default: 1 MB)
 MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
 
-
-NAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 MAX_TEXT = 500
 
 
@@ -140,6 +140,15 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
+def check_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
+
+
 def check_text(text):
     """``text`` stripped: a string of 1 to MAX_TEXT characters."""
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
@@ -170,9 +179,10 @@ def connect(auth):
     """Refuse /chat to a connection without a name: the client is told why, in words meant for it."""
     if forged("connect"):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
-    name = auth.get("name") if isinstance(auth, dict) else None
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ConnectionRefusedError("/chat needs a name: 1-20 letters, digits, '-' or '_'")
+    try:
+        check_username(auth.get("name") if isinstance(auth, dict) else None)
+    except ValueError as error:
+        raise ConnectionRefusedError(f"/chat needs a name: {error}") from None
 
 
 def report_incident(error, handled_by):

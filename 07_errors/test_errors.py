@@ -170,7 +170,8 @@ def test_page_shows_refusals_and_event_errors_side_by_side(open_page):
     page = open_page()
     connect_chat(page, "")
     expect(page.locator("#refusals li")).to_have_text(
-        ["/chat refused the connection: /chat needs a name: 1-20 letters, digits, '-' or '_'"])
+        ["/chat refused the connection: /chat needs a name: a user name is 1-20 letters, digits, '-' or '_', "
+         "starting with a letter or digit"])
     expect(page.locator("#chat-status")).to_have_text("refused")
     connect_chat(page, "ada")
     expect(page.locator("#chat-status")).to_have_text("connected")

@@ -15,7 +15,6 @@ import urllib.request
 
 import pytest
 import socketio
-from flask import Flask
 from playwright.sync_api import expect
 
 from tutorial.testing import until
@@ -114,17 +113,6 @@ def test_an_extra_argument_is_bad_input(client, caplog):
     assert client.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "my_event", "error": error}], "namespace": "/test"}]
     assert "Traceback" not in caplog.text
-
-
-def test_without_a_key_sessions_get_a_random_one_kept_in_the_instance_folder(chapter, tmp_path):
-    # tmp_path: pytest's fresh folder for this test, so the real instance folder is never touched.
-    first, restarted, elsewhere = (Flask(__name__, instance_path=str(tmp_path / folder))
-                                   for folder in ("a", "a", "b"))
-    for app in (first, restarted, elsewhere):
-        chapter.use_secret_key(app)
-    assert len(first.config["SECRET_KEY"]) == 64
-    assert restarted.config["SECRET_KEY"] == first.config["SECRET_KEY"]  # sessions survive a restart
-    assert elsewhere.config["SECRET_KEY"] != first.config["SECRET_KEY"]  # never the same on two machines
 
 
 def test_the_test_client_cannot_answer_the_server(client):
