@@ -3,6 +3,7 @@ import io
 import os
 import re
 import secrets
+import threading
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_socketio import SocketIO, call, emit
@@ -17,6 +18,8 @@ MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
 MAX_TEXT = 500
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
 RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
+asking = set()  # sids the server waits on for an answer: one question each, since every wait holds a thread
+asking_lock = threading.Lock()  # two ask_me of one client run at once, on two threads
 
 
 def create_app(**settings):
@@ -208,12 +211,18 @@ def my_event(data):
 @socketio.on("ask_me", namespace="/test")
 def ask_me(*ignored):
     """Ask the sender a question and wait for its acknowledgement: a server → client call."""
+    with asking_lock:
+        if request.sid in asking:
+            return reject("ask_me", "answer the question you have been asked first")
+        asking.add(request.sid)
     try:
         answer = call("question", {"question": "What is your favourite colour?"},
                       timeout=current_app.config["ANSWER_TIMEOUT"])
     except exceptions.TimeoutError:
         respond("No answer in time")
         return
+    finally:
+        asking.discard(request.sid)
     try:
         answer = check_text(answer)
     except ValueError as error:

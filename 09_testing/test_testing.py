@@ -187,7 +187,11 @@ def test_a_question_nobody_answers_in_time(verbose_server):
     # A slow user: the handler holds its answer until the server (1 s timeout here) has given up.
     gave_up = threading.Event()
     client, responses = ask_the_server_to_ask(verbose_server.url, lambda message: gave_up.wait(5) and "late")
+    refused = queue.Queue()
+    client.on("bad_input", refused.put, namespace="/test")
     try:
+        client.emit("ask_me", namespace="/test")  # every wait holds a server thread: one question at a time
+        assert refused.get(timeout=5) == {"event": "ask_me", "error": "answer the question you have been asked first"}
         assert responses.get(timeout=5) == "No answer in time"
     finally:
         gave_up.set()
