@@ -150,7 +150,7 @@ def wrong_arguments(error):
     raise error
 
 
-def check_username(name):
+def checked_username(name):
     """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
     if not isinstance(name, str) or not USERNAME.fullmatch(name):
         raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
@@ -159,7 +159,7 @@ def check_username(name):
     return name.lower()
 
 
-def check_room(data, joined=False):
+def checked_room(data, joined=False):
     """The room a ``{'username', 'room'}`` payload names; ``joined``: one the sender must be in."""
     if not isinstance(data, dict) or not isinstance(data.get("room"), str):
         raise ValueError("send an object with a 'room' string")
@@ -177,11 +177,13 @@ def check_room(data, joined=False):
     return room
 
 
-def check_text(text):
-    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
-    return text.strip()
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 def private_room(username):
@@ -201,7 +203,7 @@ def connect(auth):
     if forged("connect"):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     try:
-        username = check_username(auth.get("username") if isinstance(auth, dict) else None)
+        username = checked_username(auth.get("username") if isinstance(auth, dict) else None)
     except ValueError as error:
         raise ConnectionRefusedError(f"connect with auth {{username}}: {error}") from None
     # The identity is fixed here, once; every later event speaks with it, whatever its payload says.
@@ -215,7 +217,7 @@ def connect(auth):
 def join(data):
     """Join a named room and announce it to everyone in that room (the notes' handler)."""
     try:
-        room = check_room(data)
+        room = checked_room(data)
     except ValueError as error:
         return reject("join", str(error))
     join_room(room)
@@ -227,7 +229,7 @@ def join(data):
 def leave(data):
     """Leave a named room and tell the ones who stay (the notes' handler)."""
     try:
-        room = check_room(data, joined=True)
+        room = checked_room(data, joined=True)
     except ValueError as error:
         return reject("leave", str(error))
     leave_room(room)
@@ -239,7 +241,7 @@ def leave(data):
 def close_room(data):
     """Close a room one is in: tell its members, remove them all, then show each their rooms."""
     try:
-        room = check_room(data, joined=True)
+        room = checked_room(data, joined=True)
     except ValueError as error:
         return reject("close room", str(error))
     members = [sid for sid, _ in socketio.server.manager.get_participants("/", room)]
@@ -253,7 +255,7 @@ def close_room(data):
 def room_message(data):
     """Say something to the members of a room one is in."""
     try:
-        room, text = check_room(data, joined=True), check_text(data.get("text"))
+        room, text = checked_room(data, joined=True), checked_text(data.get("text"), "'text'")
     except ValueError as error:
         return reject("room message", str(error))
     emit("room message", {"room": room, "from": session["username"], "text": text}, to=room)
@@ -266,7 +268,7 @@ def private_message(data):
     try:
         if not isinstance(data, dict):
             raise ValueError("send an object like {\"to\": \"bob\", \"text\": \"hello\"}")
-        to, text = check_username(data.get("to")), check_text(data.get("text"))
+        to, text = checked_username(data.get("to")), checked_text(data.get("text"), "'text'")
     except ValueError as error:
         return reject("private message", str(error))
     emit("notification", {"from": session["username"], "text": text}, to=private_room(to))

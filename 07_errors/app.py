@@ -140,7 +140,7 @@ def forged(event):
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
-def check_username(name):
+def checked_username(name):
     """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
     if not isinstance(name, str) or not USERNAME.fullmatch(name):
         raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
@@ -149,18 +149,20 @@ def check_username(name):
     return name.lower()
 
 
-def check_text(text):
-    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
-    return text.strip()
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 @socketio.on("my event")
 def my_event(data):
     """Answer a valid message; refuse an invalid one: an error the client can fix, not an incident."""
     try:
-        text = check_text(data.get("data") if isinstance(data, dict) else None)
+        text = checked_text(data.get("data") if isinstance(data, dict) else None, "'data'")
     except ValueError as error:
         return reject("my event", str(error))
     return {"echo": text}
@@ -180,7 +182,7 @@ def connect(auth):
     if forged("connect"):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     try:
-        check_username(auth.get("name") if isinstance(auth, dict) else None)
+        checked_username(auth.get("name") if isinstance(auth, dict) else None)
     except ValueError as error:
         raise ConnectionRefusedError(f"/chat needs a name: {error}") from None
 

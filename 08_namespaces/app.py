@@ -148,11 +148,13 @@ def wrong_arguments(error):
     raise error
 
 
-def check_text(text):
-    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
-    return text.strip()
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 class TutorialNamespace(Namespace):
@@ -186,7 +188,7 @@ class MyCustomNamespace(TutorialNamespace):
     def on_my_event(self, data):
         """Answer the sender only: the context function ``emit()`` replies, ``self.emit()`` would broadcast."""
         try:
-            text = check_text(data.get("data") if isinstance(data, dict) else None)
+            text = checked_text(data.get("data") if isinstance(data, dict) else None, "'data'").strip()
         except ValueError as error:
             return reject("my_event", str(error))
         emit("my_response", {"data": text})
@@ -206,7 +208,7 @@ class ChatNamespace(TutorialNamespace):
     def on_chat_message(self, data):
         """Relay a message with ``self.emit``: to this namespace, and to everyone in it unless ``room=``."""
         try:
-            text = check_text(data.get("text") if isinstance(data, dict) else None)
+            text = checked_text(data.get("text") if isinstance(data, dict) else None, "'text'").strip()
         except ValueError as error:
             return reject("chat_message", str(error))
         self.emit("chat_message", {"text": text, "from": request.sid})
@@ -218,7 +220,7 @@ class NotificationsNamespace(TutorialNamespace):
     def on_notify(self, data):
         """Pass a notice to everyone in ``/notifications`` with ``self.send`` (a ``message`` event)."""
         try:
-            text = check_text(data.get("text") if isinstance(data, dict) else None)
+            text = checked_text(data.get("text") if isinstance(data, dict) else None, "'text'").strip()
         except ValueError as error:
             return reject("notify", str(error))
         self.send(text)

@@ -47,7 +47,7 @@ def create_app(**settings):
         if request.origin not in (None, request.host_url.rstrip("/")):
             return "cross-origin requests are not accepted", 403  # a form on another site logs nobody in
         try:
-            session["username"] = check_username(request.form.get("username", "").strip())
+            session["username"] = checked_username(request.form.get("username", "").strip())
         except ValueError as error:
             return str(error), 400
         return redirect(url_for("index"))
@@ -168,7 +168,7 @@ def wrong_arguments(error):
     raise error
 
 
-def check_username(name):
+def checked_username(name):
     """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
     if not isinstance(name, str) or not USERNAME.fullmatch(name):
         raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
@@ -177,11 +177,13 @@ def check_username(name):
     return name.lower()
 
 
-def check_text(text):
-    """``text`` stripped: a string of 1 to MAX_TEXT characters."""
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
-        raise ValueError(f"expected text of 1 to {MAX_TEXT} characters")
-    return text.strip()
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 def respond(text):
@@ -201,7 +203,7 @@ def connect():
 def my_event(data):
     """Echo ``data`` back to the sender; acknowledge with the status, or with the error."""
     try:
-        text = check_text(data.get("data") if isinstance(data, dict) else None)
+        text = checked_text(data.get("data") if isinstance(data, dict) else None, "'data'").strip()
     except ValueError as error:
         return reject("my_event", str(error))
     respond(text)
@@ -224,7 +226,7 @@ def ask_me(*ignored):
     finally:
         asking.discard(request.sid)
     try:
-        answer = check_text(answer)
+        answer = checked_text(answer, "the answer").strip()
     except ValueError as error:
         return reject("question", str(error))
     respond(f"You answered: {answer}")
