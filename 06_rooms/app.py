@@ -6,7 +6,7 @@ import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room, rooms, send
-from socketio.packet import Packet
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
 
@@ -57,7 +57,13 @@ def use_secret_key(app):
 class CheckedPacket(Packet):
     """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
     also for JSON nested too deep (RecursionError), placeholders of attachments that do not exist
-    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory)."""
+    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory).
+    Its refusal of an unknown namespace gets the ``{message}`` the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
 
     def decode(self, encoded_packet):
         try:

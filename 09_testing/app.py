@@ -8,7 +8,7 @@ import threading
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_socketio import SocketIO, call, emit
 from socketio import exceptions
-from socketio.packet import Packet
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
 
@@ -30,9 +30,9 @@ def create_app(**settings):
                             SESSION_COOKIE_SAMESITE="Lax")  # another site's requests carry no login
     app.config.from_prefixed_env()
     app.config.update(settings)
-    use_secret_key(app)
     # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
     verbose = app.config["SOCKETIO_LOGGER"]
+    use_secret_key(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
                       max_http_buffer_size=MAX_PACKET, logger=verbose, engineio_logger=verbose)
     guard_the_wire(app)
@@ -75,7 +75,13 @@ def use_secret_key(app):
 class CheckedPacket(Packet):
     """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
     also for JSON nested too deep (RecursionError), placeholders of attachments that do not exist
-    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory)."""
+    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory).
+    Its refusal of an unknown namespace gets the ``{message}`` the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
 
     def decode(self, encoded_packet):
         try:
