@@ -50,8 +50,8 @@ def load_chapter(folder):
 
 @pytest.fixture
 def chapter(request):
-    """The test's chapter ``app.py``, imported afresh."""
-    module = load_chapter(request.path.parent)
+    """The test's chapter ``app.py`` (or the chapter folder it is parametrised with), imported afresh."""
+    module = load_chapter(getattr(request, "param", request.path.parent))
     yield module
     del sys.modules[module.__name__]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from flask import Flask
 from playwright.sync_api import expect
 
 from tutorial.servers import ChapterServer
@@ -19,11 +20,13 @@ def test_secret_key_comes_from_the_environment(chapter, monkeypatch):
     assert chapter.create_app(ASYNC_MODE="threading").secret_key == "from-the-environment"
 
 
-def test_missing_secret_key_falls_back_loudly(chapter, monkeypatch, caplog):
-    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
-    app = chapter.create_app(ASYNC_MODE="threading")
-    assert app.secret_key == "dev"
-    assert "FLASK_SECRET_KEY is not set" in caplog.text
+def test_without_a_secret_key_a_random_one_is_made_once_and_kept(chapter, tmp_path, capsys):
+    first, second = Flask("first", instance_path=str(tmp_path)), Flask("second", instance_path=str(tmp_path))
+    chapter.use_secret_key(first)
+    assert f"a new random key, kept in {tmp_path / 'secret_key'}" in capsys.readouterr().out
+    chapter.use_secret_key(second)  # a restart, or a second process: the same key, said once
+    assert first.secret_key == second.secret_key == (tmp_path / "secret_key").read_text()
+    assert len(first.secret_key) == 64 and capsys.readouterr().out == ""
 
 
 def test_debug_is_off_unless_asked(chapter, monkeypatch):

@@ -1,10 +1,17 @@
 """02 · Connect: connect and disconnect handlers, auth, refusing a connection (notes: 连接事件)."""
+import io
 import os
+import secrets
 
 from flask import Flask, render_template, request
-from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit
+import flask_socketio
+from flask_socketio import ConnectionRefusedError, SocketIO, emit
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
+
+MAX_PACKET = 64_000  # bytes: a bigger packet closes its connection (Engine.IO's default: 1 MB)
+MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
 
 MAX_NAME = 40
 names = {}  # sid -> name of every client connected to /test, in this server process only
@@ -13,18 +20,138 @@ names = {}  # sid -> name of every client connected to /test, in this server pro
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    use_secret_key(app)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
+                      max_http_buffer_size=MAX_PACKET)
+    guard_the_wire(app)
 
     @app.get("/")
     def index():
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
+class CheckedPacket(Packet):
+    """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
+    also for JSON nested too deep (RecursionError), placeholders of attachments that do not exist
+    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory).
+    Its refusal of an unknown namespace gets the ``{message}`` the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        if attachments and attachments > MAX_ATTACHMENTS:
+            raise ValueError(f"more than {MAX_ATTACHMENTS} binary attachments announced")
+        return attachments
+
+    @classmethod
+    def reconstruct_binary(cls, data, attachments):
+        try:
+            return super().reconstruct_binary(data, attachments)
+        except (IndexError, TypeError, RecursionError):
+            raise ValueError("a placeholder for an attachment that does not exist") from None
+
+
+def guard_the_wire(app):
+    """Answer malformed traffic below the handlers with one log line, never a traceback (workarounds for
+    python-engineio 4.15 and python-socketio 5.18; see README.md): close a connection whose packet the
+    decoder refuses, refuse a long-polling POST that is too big or not Engine.IO, and never let an
+    error reach the web server, which would log it and (eventlet's) send the traceback to the client."""
+    eio = socketio.server.eio
+    decode_and_dispatch = eio.handlers["message"]
+
+    def message(eio_sid, data):
+        try:
+            return decode_and_dispatch(eio_sid, data)
+        except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
+            refused(f"a malformed packet ({str(error)[:100]!r})")
+            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+
+    def guarded(environ, start_response):
+        problem = polling_problem(environ)
+        try:
+            if not problem:
+                return wsgi_app(environ, start_response)
+        except (ConnectionError, StopIteration):
+            raise  # how python-engineio ends every WebSocket under Werkzeug and gunicorn
+        except Exception as error:
+            problem = f"a request that failed below the app ({type(error).__name__})"
+        refused(problem)
+        start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+        return [b"Bad Request"]
+
+    eio.on("message", message)
+    wsgi_app, app.wsgi_app = app.wsgi_app, guarded
+
+
+def polling_problem(environ):
+    """What is wrong with a long-polling POST, which python-engineio would answer only after the client's
+    next poll, or never: too big, or a packet of a type Engine.IO does not have. None if it is fine."""
+    if environ["REQUEST_METHOD"] != "POST" or not environ["PATH_INFO"].startswith("/socket.io"):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_PACKET:
+        return f"a long-polling POST of {length} bytes"
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    packets = body.split(b"\x1e")
+    if len(packets) > 16 or not all(packet[:1] and packet[:1] in b"0123456" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets"
+    return None
+
+
+def refused(what):
+    """Log, in one line, that the server refused something a client sent."""
+    print(f" * refused {what} from a client", flush=True)
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
+    raise error
 
 
 def name_problem(name):
@@ -38,12 +165,6 @@ def name_problem(name):
     return None
 
 
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
 def tell_everyone(change, include_self=True):
     """Push the number and names of the clients on /test, and what just changed, to all of them."""
     emit("clients", {"count": len(names), "names": sorted(names.values()), **change},
@@ -51,8 +172,10 @@ def tell_everyone(change, include_self=True):
 
 
 @socketio.on("connect", namespace="/test")
-def test_connect(auth):
+def connect(auth):
     """Let a client into /test only with a valid name in ``auth``: the first chance to authenticate."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     if not isinstance(auth, dict) or "name" not in auth:
         return False  # refused; the client's connect_error says only "Connection rejected by server"
     if problem := name_problem(auth["name"]):
@@ -65,19 +188,19 @@ def test_connect(auth):
 
 
 @socketio.on("disconnect", namespace="/test")
-def test_disconnect(reason):
+def disconnect(reason):
     """Forget a client that left /test, say why it left, and tell the others who is still here."""
+    if forged("disconnect"):
+        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     name = names.pop(request.sid, None)
     print(f"{name!r} disconnected from /test ({request.sid}): {reason}")
     tell_everyone({"left": name, "reason": reason}, include_self=False)
 
 
 @socketio.on("disconnect me", namespace="/test")
-def disconnect_me(*arguments):
+def disconnect_me():
     """Disconnect the sender from the server side, as a server would a banned user."""
-    if arguments:
-        return reject("disconnect me", "this event takes no arguments")
-    disconnect()  # the client sees reason "io server disconnect" and does not reconnect by itself
+    flask_socketio.disconnect()  # the client sees reason "io server disconnect" and does not reconnect by itself
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def test_server_side_disconnect(join):
 def test_disconnect_me_takes_no_arguments(join, arguments):
     ana = join("Ana")
     ana.get_received("/test")
-    error = "this event takes no arguments"
+    error = "wrong number of arguments: see the events table in README.md"
     assert ana.emit("disconnect me", *arguments, namespace="/test", callback=True) == {"error": error}
     assert ana.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "disconnect me", "error": error}], "namespace": "/test"}]
@@ -167,7 +167,7 @@ def test_page_shows_bad_input(open_page):
     page = open_page()
     connect_as(page, "Ana-bad")
     page.evaluate("socket.emit('disconnect me', 'please')")
-    expect(page.locator("#bad-input")).to_have_text("disconnect me: this event takes no arguments")
+    expect(page.locator("#bad-input")).to_have_text("disconnect me: wrong number of arguments: see the events table in README.md")
     expect(page.locator("#status")).to_contain_text("connected as ")
 
 

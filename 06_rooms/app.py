@@ -1,13 +1,20 @@
 """06 · Rooms: join, leave and close rooms; notify one user in all their tabs (notes: 房间)."""
+import io
 import os
 import re
+import secrets
 
 from flask import Flask, render_template, request, session
-from flask_socketio import ConnectionRefusedError, SocketIO, close_room, emit, join_room, leave_room, rooms, send
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room, rooms, send
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
 
-USERNAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+MAX_PACKET = 64_000  # bytes: a bigger packet closes its connection (Engine.IO's default: 1 MB)
+MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
 ROOM = re.compile(r"[A-Za-z0-9_-]{1,30}")  # no ':' so a chosen name can never look like "user:bob"
 MAX_TEXT = 500
 
@@ -15,12 +22,13 @@ MAX_TEXT = 500
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    use_secret_key(app)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
+                      max_http_buffer_size=MAX_PACKET)
+    guard_the_wire(app)
 
     @app.get("/")
     def index():
@@ -29,42 +37,164 @@ def create_app(**settings):
     return app
 
 
-def private_room(username):
-    """The room the server puts every connection of ``username`` in: one address for all their tabs."""
-    return f"user:{username}"
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
 
 
-def room_problem(data, joined=False):
-    """What is wrong with a ``{'username', 'room'}`` payload, or None; ``joined``: one must be in the room."""
-    if not isinstance(data, dict) or not isinstance(data.get("room"), str):
-        return "send an object with a 'room' string"
-    room = data["room"]
-    if room.startswith("user:"):
-        return "user:… rooms are private: the server alone puts each user in their own"
-    if socketio.server.manager.is_connected(room, "/"):
-        return "that name is a connection's own sid room: nobody else may use it"
-    if not ROOM.fullmatch(room):
-        return "a room name is 1-30 letters, digits, '-' or '_'"
-    if data.get("username", session["username"]) != session["username"]:
-        return f"you are connected as {session['username']}: you cannot speak for someone else"
-    if joined and room not in rooms():
-        return f"you are not in {room}"
+class CheckedPacket(Packet):
+    """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
+    also for JSON nested too deep (RecursionError), placeholders of attachments that do not exist
+    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory).
+    Its refusal of an unknown namespace gets the ``{message}`` the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        if attachments and attachments > MAX_ATTACHMENTS:
+            raise ValueError(f"more than {MAX_ATTACHMENTS} binary attachments announced")
+        return attachments
+
+    @classmethod
+    def reconstruct_binary(cls, data, attachments):
+        try:
+            return super().reconstruct_binary(data, attachments)
+        except (IndexError, TypeError, RecursionError):
+            raise ValueError("a placeholder for an attachment that does not exist") from None
+
+
+def guard_the_wire(app):
+    """Answer malformed traffic below the handlers with one log line, never a traceback (workarounds for
+    python-engineio 4.15 and python-socketio 5.18; see README.md): close a connection whose packet the
+    decoder refuses, refuse a long-polling POST that is too big or not Engine.IO, and never let an
+    error reach the web server, which would log it and (eventlet's) send the traceback to the client."""
+    eio = socketio.server.eio
+    decode_and_dispatch = eio.handlers["message"]
+
+    def message(eio_sid, data):
+        try:
+            return decode_and_dispatch(eio_sid, data)
+        except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
+            refused(f"a malformed packet ({str(error)[:100]!r})")
+            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+
+    def guarded(environ, start_response):
+        problem = polling_problem(environ)
+        try:
+            if not problem:
+                return wsgi_app(environ, start_response)
+        except (ConnectionError, StopIteration):
+            raise  # how python-engineio ends every WebSocket under Werkzeug and gunicorn
+        except Exception as error:
+            problem = f"a request that failed below the app ({type(error).__name__})"
+        refused(problem)
+        start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+        return [b"Bad Request"]
+
+    eio.on("message", message)
+    wsgi_app, app.wsgi_app = app.wsgi_app, guarded
+
+
+def polling_problem(environ):
+    """What is wrong with a long-polling POST, which python-engineio would answer only after the client's
+    next poll, or never: too big, or a packet of a type Engine.IO does not have. None if it is fine."""
+    if environ["REQUEST_METHOD"] != "POST" or not environ["PATH_INFO"].startswith("/socket.io"):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_PACKET:
+        return f"a long-polling POST of {length} bytes"
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    packets = body.split(b"\x1e")
+    if len(packets) > 16 or not all(packet[:1] and packet[:1] in b"0123456" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets"
     return None
 
 
-def text_problem(text):
-    """What is wrong with a message text, or None."""
-    if not isinstance(text, str) or not text.strip():
-        return "'text' must be a non-empty string"
-    if len(text) > MAX_TEXT:
-        return f"'text' is longer than {MAX_TEXT} characters"
-    return None
+def refused(what):
+    """Log, in one line, that the server refused something a client sent."""
+    print(f" * refused {what} from a client", flush=True)
 
 
 def reject(event, problem):
     """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
     emit("bad_input", {"event": event, "error": problem})
     return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
+    raise error
+
+
+def checked_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
+
+
+def checked_room(data, joined=False):
+    """The room a ``{'username', 'room'}`` payload names; ``joined``: one the sender must be in."""
+    if not isinstance(data, dict) or not isinstance(data.get("room"), str):
+        raise ValueError("send an object with a 'room' string")
+    room = data["room"]
+    if room.startswith("user:"):
+        raise ValueError("user:… rooms are private: the server alone puts each user in their own")
+    if socketio.server.manager.is_connected(room, "/"):
+        raise ValueError("that name is a connection's own sid room: nobody else may use it")
+    if not ROOM.fullmatch(room):
+        raise ValueError("a room name is 1-30 letters, digits, '-' or '_'")
+    if data.get("username", session["username"]) != session["username"]:
+        raise ValueError(f"you are connected as {session['username']}: you cannot speak for someone else")
+    if joined and room not in rooms():
+        raise ValueError(f"you are not in {room}")
+    return room
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def private_room(username):
+    """The room the server puts every connection of ``username`` in: one address for all their tabs."""
+    return f"user:{username}"
 
 
 def tell_rooms(sid):
@@ -74,11 +204,14 @@ def tell_rooms(sid):
 
 
 @socketio.on("connect")
-def sign_in(auth):
+def connect(auth):
     """Admit only a named connection, and put it in its user's private room."""
-    username = auth.get("username") if isinstance(auth, dict) else None
-    if not isinstance(username, str) or not USERNAME.fullmatch(username):
-        raise ConnectionRefusedError("connect with auth {username}: 1-20 letters, digits, '-' or '_'")
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
+    try:
+        username = checked_username(auth.get("username") if isinstance(auth, dict) else None)
+    except ValueError as error:
+        raise ConnectionRefusedError(f"connect with auth {{username}}: {error}") from None
     # The identity is fixed here, once; every later event speaks with it, whatever its payload says.
     session["username"] = username
     join_room(private_room(username))
@@ -87,56 +220,64 @@ def sign_in(auth):
 
 
 @socketio.on("join")
-def on_join(data):
+def join(data):
     """Join a named room and announce it to everyone in that room (the notes' handler)."""
-    if problem := room_problem(data):
-        return reject("join", problem)
-    join_room(data["room"])
-    send(f"{session['username']} has entered the room.", to=data["room"])
+    try:
+        room = checked_room(data)
+    except ValueError as error:
+        return reject("join", str(error))
+    join_room(room)
+    send(f"{session['username']} has entered the room.", to=room)
     tell_rooms(request.sid)
 
 
 @socketio.on("leave")
-def on_leave(data):
+def leave(data):
     """Leave a named room and tell the ones who stay (the notes' handler)."""
-    if problem := room_problem(data, joined=True):
-        return reject("leave", problem)
-    leave_room(data["room"])
-    send(f"{session['username']} has left the room.", to=data["room"])
+    try:
+        room = checked_room(data, joined=True)
+    except ValueError as error:
+        return reject("leave", str(error))
+    leave_room(room)
+    send(f"{session['username']} has left the room.", to=room)
     tell_rooms(request.sid)
 
 
 @socketio.on("close room")
-def on_close_room(data):
+def close_room(data):
     """Close a room one is in: tell its members, remove them all, then show each their rooms."""
-    if problem := room_problem(data, joined=True):
-        return reject("close room", problem)
-    room = data["room"]
+    try:
+        room = checked_room(data, joined=True)
+    except ValueError as error:
+        return reject("close room", str(error))
     members = [sid for sid, _ in socketio.server.manager.get_participants("/", room)]
     send(f"{session['username']} closed the room {room}.", to=room)
-    close_room(room)
+    socketio.close_room(room)
     for sid in members:
         tell_rooms(sid)
 
 
 @socketio.on("room message")
-def on_room_message(data):
+def room_message(data):
     """Say something to the members of a room one is in."""
-    if problem := room_problem(data, joined=True) or text_problem(data.get("text")):
-        return reject("room message", problem)
-    emit("room message", {"room": data["room"], "from": session["username"], "text": data["text"]},
-         to=data["room"])
+    try:
+        room, text = checked_room(data, joined=True), checked_text(data.get("text"), "'text'")
+    except ValueError as error:
+        return reject("room message", str(error))
+    emit("room message", {"room": room, "from": session["username"], "text": text}, to=room)
     return {"sent": True}
 
 
 @socketio.on("private message")
-def on_private_message(data):
+def private_message(data):
     """Notify one user, in every tab they have open, through their private room."""
-    if not isinstance(data, dict) or not isinstance(data.get("to"), str) or not USERNAME.fullmatch(data["to"]):
-        return reject("private message", "'to' must be a username: 1-20 letters, digits, '-' or '_'")
-    if problem := text_problem(data.get("text")):
-        return reject("private message", problem)
-    emit("notification", {"from": session["username"], "text": data["text"]}, to=private_room(data["to"]))
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("send an object like {\"to\": \"bob\", \"text\": \"hello\"}")
+        to, text = checked_username(data.get("to")), checked_text(data.get("text"), "'text'")
+    except ValueError as error:
+        return reject("private message", str(error))
+    emit("notification", {"from": session["username"], "text": text}, to=private_room(to))
     return {"sent": True}
 
 

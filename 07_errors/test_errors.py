@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 XSS = '<img src=x onerror="window.pwned=1">'
 HANDLERS = [("/", "on_error()"), ("/chat", "on_error('/chat')"), ("/test", "on_error_default")]
 INTERNALS = ["Traceback", "RuntimeError", "deliberate failure", "/srv/app", "secrets.cfg", "app.py"]
+EMPTY = "'data' must be a non-empty string"
 CHAT_AUTH = {"name": "ada"}
 
 
@@ -73,10 +74,10 @@ def test_a_connect_handler_that_crashes_admits_nobody(chapter, app, caplog):
 
 
 @pytest.mark.parametrize(("payload", "error"), [
-    (None, "send an object with a non-empty 'data' string"),
-    ("hello", "send an object with a non-empty 'data' string"),
-    ({"data": 3}, "send an object with a non-empty 'data' string"),
-    ({"data": " "}, "send an object with a non-empty 'data' string"),
+    (None, EMPTY),
+    ("hello", EMPTY),
+    ({"data": 3}, EMPTY),
+    ({"data": " "}, EMPTY),
     ({"data": "x" * 501}, "'data' is longer than 500 characters"),
 ])
 def test_invalid_input_is_bad_input_not_an_incident(client, caplog, payload, error):
@@ -84,6 +85,24 @@ def test_invalid_input_is_bad_input_not_an_incident(client, caplog, payload, err
     assert client.get_received() == [{"name": "bad_input", "namespace": "/",
                                       "args": [{"event": "my event", "error": error}]}]
     assert "incident" not in caplog.text
+
+
+@pytest.mark.parametrize("args", [(), ({"n": 1}, "one too many")])
+@pytest.mark.parametrize(("namespace", "handler"), HANDLERS)
+def test_wrong_number_of_arguments_is_bad_input_not_an_incident(connected, caplog, namespace, handler, args):
+    # The call of the handler fails before its first line: the client's mistake, whichever error handler sees it.
+    error = "wrong number of arguments: see the events table in README.md"
+    assert connected.emit("my error event", *args, namespace=namespace, callback=True) == {"error": error}
+    assert connected.get_received(namespace) == [{"name": "bad_input", "namespace": namespace,
+                                                  "args": [{"event": "my error event", "error": error}]}]
+    assert "incident" not in caplog.text
+
+
+def test_a_forged_connect_is_refused(connected):
+    error = "'connect' is sent by Socket.IO itself, not by a client"
+    assert connected.emit("connect", "x", {"name": "eve"}, namespace="/chat", callback=True) == {"error": error}
+    assert connected.get_received("/chat") == [{"name": "bad_input", "namespace": "/chat",
+                                                "args": [{"event": "connect", "error": error}]}]
 
 
 @pytest.mark.parametrize("auth", [None, {}, {"name": ""}, {"name": 5}, {"name": "x" * 21}, {"name": "<b>"}])
@@ -118,9 +137,9 @@ def test_live_errors_of_one_client_do_not_disturb_another(connect):
 
 def test_live_invalid_input_gets_bad_input(connect):
     sio = connect()
-    assert sio.call("my event", {"data": ""}, timeout=5) == {"error": "send an object with a non-empty 'data' string"}
+    assert sio.call("my event", {"data": ""}, timeout=5) == {"error": EMPTY}
     assert sio.receive(timeout=5) == ["bad_input", {"event": "my event",
-                                                    "error": "send an object with a non-empty 'data' string"}]
+                                                    "error": EMPTY}]
 
 
 # Browser ----------------------------------------------------------------------------------------
@@ -151,7 +170,8 @@ def test_page_shows_refusals_and_event_errors_side_by_side(open_page):
     page = open_page()
     connect_chat(page, "")
     expect(page.locator("#refusals li")).to_have_text(
-        ["/chat refused the connection: /chat needs a name: 1-20 letters, digits, '-' or '_'"])
+        ["/chat refused the connection: /chat needs a name: a user name is 1-20 letters, digits, '-' or '_', "
+         "starting with a letter or digit"])
     expect(page.locator("#chat-status")).to_have_text("refused")
     connect_chat(page, "ada")
     expect(page.locator("#chat-status")).to_have_text("connected")
@@ -163,7 +183,7 @@ def test_page_shows_refusals_and_event_errors_side_by_side(open_page):
 def test_page_shows_invalid_input_apart_from_errors(open_page):
     page = open_page()
     page.click("#echo button")
-    expect(page.locator("#invalid li")).to_have_text(["my event: send an object with a non-empty 'data' string"])
+    expect(page.locator("#invalid li")).to_have_text([f"my event: {EMPTY}"])
     page.fill("#echo-text", "fine")
     page.click("#echo button")
     expect(page.locator("#answers li")).to_have_text(["fine"])

@@ -6,15 +6,17 @@ import socketio
 from playwright.sync_api import expect
 
 NAMESPACES = ["/test", "/chat", "/notifications"]
-BAD_PAYLOADS = [None, "plain text", {}, {"text": 42, "data": 42}, {"text": "  ", "data": "  "},
-                {"text": "x" * 501, "data": "x" * 501}]
+EMPTY, LONG = "must be a non-empty string", "is longer than 500 characters"  # after the key: "'text' is …"
+BAD_PAYLOADS = [(None, EMPTY), ("plain text", EMPTY), ({}, EMPTY), ({"text": 42, "data": 42}, EMPTY),
+                ({"text": "  ", "data": "  "}, EMPTY), ({"text": "x" * 501, "data": "x" * 501}, LONG)]
 EVENTS = [("/test", "my_event", "data"), ("/chat", "chat_message", "text"), ("/notifications", "notify", "text")]
 XSS = '<img src=x onerror="window.pwned=1">'
 
 
-def received(client, namespace):
-    """The events a test client got in ``namespace``, as (name, first argument) pairs."""
-    return [(event["name"], event["args"][0] if event["name"] != "message" else event["args"])
+def received(client, namespace="/"):
+    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
+    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
+    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
             for event in client.get_received(namespace)]
 
 
@@ -98,14 +100,39 @@ def test_error_method_also_swallows_connection_refused(chapter, app):
     assert chapter.socketio.test_client(app, namespace="/refusing").is_connected("/refusing")
 
 
-@pytest.mark.parametrize("payload", BAD_PAYLOADS)
+@pytest.mark.parametrize(("payload", "problem"), BAD_PAYLOADS)
 @pytest.mark.parametrize("namespace, event, key", EVENTS)
-def test_bad_input_gets_a_clear_error(chapter, app, namespace, event, key, payload):
+def test_bad_input_gets_a_clear_error(chapter, app, namespace, event, key, payload, problem):
     client = chapter.socketio.test_client(app, namespace=namespace)
     client.get_received(namespace)
-    client.emit(event, payload, namespace=namespace)
-    assert received(client, namespace) == [("bad_input", {
-        "event": event, "error": f"expected {{{key!r}: text of 1 to 500 characters}}"})]
+    error = f"{key!r} {problem}"
+    assert client.emit(event, payload, namespace=namespace, callback=True) == {"error": error}
+    assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
+
+
+@pytest.mark.parametrize("event", ["connect", "disconnect"])
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_a_forged_connect_or_disconnect_changes_nothing(chapter, app, namespace, event):
+    alice, bob = (chapter.socketio.test_client(app, namespace=namespace) for _ in range(2))
+    for client in (alice, bob):
+        client.get_received(namespace)
+    error = f"'{event}' is sent by Socket.IO itself, not by a client"
+    assert alice.emit(event, "io client disconnect", namespace=namespace, callback=True) == {"error": error}
+    assert received(alice, namespace) == [("bad_input", {"event": event, "error": error})]
+    assert received(bob, namespace) == []  # without the guard: "left", for a departure that did not happen
+    assert alice.is_connected(namespace)
+
+
+@pytest.mark.parametrize("count", [0, 2])
+@pytest.mark.parametrize("namespace, event, key", EVENTS)
+def test_a_wrong_number_of_arguments_is_bad_input(chapter, app, caplog, namespace, event, key, count):
+    client = chapter.socketio.test_client(app, namespace=namespace)
+    client.get_received(namespace)
+    error = "wrong number of arguments: see the events table in README.md"
+    args = [{key: "hi"}, "one too many"][:count]
+    assert client.emit(event, *args, namespace=namespace, callback=True) == {"error": error}
+    assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
+    assert "Traceback" not in caplog.text
 
 
 # Live: app.py as a real server, real clients over WebSocket.
@@ -163,7 +190,7 @@ def test_bad_input_over_websocket(connect, namespace, event, key):
     assert sio.receive(timeout=5)[0] == "connected"
     sio.emit(event, {key: ""})
     assert sio.receive(timeout=5) == ["bad_input", {
-        "event": event, "error": f"expected {{{key!r}: text of 1 to 500 characters}}"}]
+        "event": event, "error": f"{key!r} {EMPTY}"}]
 
 
 # Browser: the page in headless Chromium.
@@ -213,4 +240,4 @@ def test_page_shows_bad_input(open_page):
     page = open_page()
     expect(page.locator("#sid-test")).not_to_have_text("–")
     page.evaluate("sockets.test.emit('my_event', {data: 42})")
-    expect(page.locator("#errors")).to_have_text("my_event: expected {'data': text of 1 to 500 characters}")
+    expect(page.locator("#errors")).to_have_text("my_event: 'data' must be a non-empty string")

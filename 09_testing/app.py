@@ -1,27 +1,41 @@
 """09 · Testing: the notes' test page, working, and how to test and debug it (notes: 测试)."""
+import io
 import os
+import re
+import secrets
+import threading
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_socketio import SocketIO, call, emit
 from socketio import exceptions
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
+
+MAX_PACKET = 64_000  # bytes: a bigger packet closes its connection (Engine.IO's default: 1 MB)
+MAX_ATTACHMENTS = 10  # binary attachments a packet may announce
+
 MAX_TEXT = 500
-MAX_NAME = 30
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
+asking = set()  # sids the server waits on for an answer: one question each, since every wait holds a thread
+asking_lock = threading.Lock()  # two ask_me of one client run at once, on two threads
 
 
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
-                            SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30)
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
+                            SOCKETIO_LOGGER=os.environ.get("SOCKETIO_LOGGER") == "1", ANSWER_TIMEOUT=30,
+                            SESSION_COOKIE_SAMESITE="Lax")  # another site's requests carry no login
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
     # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
     verbose = app.config["SOCKETIO_LOGGER"]
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], logger=verbose, engineio_logger=verbose)
+    use_secret_key(app)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
+                      max_http_buffer_size=MAX_PACKET, logger=verbose, engineio_logger=verbose)
+    guard_the_wire(app)
     # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows this server's sockets, rooms and
     # events live: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
     if app.config.get("ADMIN_PASSWORD"):
@@ -35,25 +49,152 @@ def create_app(**settings):
     @app.post("/login")
     def login():
         """Remember a name in the session cookie: no password, just enough to test a logged-in user."""
-        username = request.form.get("username", "").strip()
-        if not 1 <= len(username) <= MAX_NAME:
-            return f"username: 1 to {MAX_NAME} characters", 400
-        session["username"] = username
+        if request.origin not in (None, request.host_url.rstrip("/")):
+            return "cross-origin requests are not accepted", 403  # a form on another site logs nobody in
+        try:
+            session["username"] = checked_username(request.form.get("username", "").strip())
+        except ValueError as error:
+            return str(error), 400
         return redirect(url_for("index"))
 
     return app
 
 
-def valid_text(text):
-    """Whether ``text`` is the kind of text this app accepts from a client."""
-    return isinstance(text, str) and text.strip() != "" and len(text) <= MAX_TEXT
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
 
 
-def bad_input(event):
-    """Tell the sender its ``event`` carried bad data; the return value is the error acknowledgement."""
-    error = f"expected text of 1 to {MAX_TEXT} characters"
-    emit("bad_input", {"event": event, "error": error})
-    return {"error": error}
+class CheckedPacket(Packet):
+    """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
+    also for JSON nested too deep (RecursionError), placeholders of attachments that do not exist
+    (IndexError, TypeError) and more attachments announced than MAX_ATTACHMENTS (all held in memory).
+    Its refusal of an unknown namespace gets the ``{message}`` the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        if attachments and attachments > MAX_ATTACHMENTS:
+            raise ValueError(f"more than {MAX_ATTACHMENTS} binary attachments announced")
+        return attachments
+
+    @classmethod
+    def reconstruct_binary(cls, data, attachments):
+        try:
+            return super().reconstruct_binary(data, attachments)
+        except (IndexError, TypeError, RecursionError):
+            raise ValueError("a placeholder for an attachment that does not exist") from None
+
+
+def guard_the_wire(app):
+    """Answer malformed traffic below the handlers with one log line, never a traceback (workarounds for
+    python-engineio 4.15 and python-socketio 5.18; see README.md): close a connection whose packet the
+    decoder refuses, refuse a long-polling POST that is too big or not Engine.IO, and never let an
+    error reach the web server, which would log it and (eventlet's) send the traceback to the client."""
+    eio = socketio.server.eio
+    decode_and_dispatch = eio.handlers["message"]
+
+    def message(eio_sid, data):
+        try:
+            return decode_and_dispatch(eio_sid, data)
+        except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
+            refused(f"a malformed packet ({str(error)[:100]!r})")
+            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+
+    def guarded(environ, start_response):
+        problem = polling_problem(environ)
+        try:
+            if not problem:
+                return wsgi_app(environ, start_response)
+        except (ConnectionError, StopIteration):
+            raise  # how python-engineio ends every WebSocket under Werkzeug and gunicorn
+        except Exception as error:
+            problem = f"a request that failed below the app ({type(error).__name__})"
+        refused(problem)
+        start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+        return [b"Bad Request"]
+
+    eio.on("message", message)
+    wsgi_app, app.wsgi_app = app.wsgi_app, guarded
+
+
+def polling_problem(environ):
+    """What is wrong with a long-polling POST, which python-engineio would answer only after the client's
+    next poll, or never: too big, or a packet of a type Engine.IO does not have. None if it is fine."""
+    if environ["REQUEST_METHOD"] != "POST" or not environ["PATH_INFO"].startswith("/socket.io"):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > MAX_PACKET:
+        return f"a long-polling POST of {length} bytes"
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    packets = body.split(b"\x1e")
+    if len(packets) > 16 or not all(packet[:1] and packet[:1] in b"0123456" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets"
+    return None
+
+
+def refused(what):
+    """Log, in one line, that the server refused something a client sent."""
+    print(f" * refused {what} from a client", flush=True)
+
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
+    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
+    raise error
+
+
+def checked_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
 def respond(text):
@@ -62,34 +203,44 @@ def respond(text):
 
 
 @socketio.on("connect", namespace="/test")
-def test_connect():
+def connect():
     """Greet the connection by the name in its session cookie (set by ``/login``), as the page expects."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     respond("Connected")
 
 
 @socketio.on("my_event", namespace="/test")
-def handle_my_custom_event(data=None):
+def my_event(data):
     """Echo ``data`` back to the sender; acknowledge with the status, or with the error."""
-    text = data.get("data") if isinstance(data, dict) else None
-    if not valid_text(text):
-        return bad_input("my_event")
-    respond(text.strip())
+    try:
+        text = checked_text(data.get("data") if isinstance(data, dict) else None, "'data'").strip()
+    except ValueError as error:
+        return reject("my_event", str(error))
+    respond(text)
     return {"status": "echoed"}
 
 
 @socketio.on("ask_me", namespace="/test")
 def ask_me(*ignored):
     """Ask the sender a question and wait for its acknowledgement: a server → client call."""
+    with asking_lock:
+        if request.sid in asking:
+            return reject("ask_me", "answer the question you have been asked first")
+        asking.add(request.sid)
     try:
         answer = call("question", {"question": "What is your favourite colour?"},
                       timeout=current_app.config["ANSWER_TIMEOUT"])
     except exceptions.TimeoutError:
         respond("No answer in time")
         return
-    if not valid_text(answer):
-        bad_input("question")
-        return
-    respond(f"You answered: {answer.strip()}")
+    finally:
+        asking.discard(request.sid)
+    try:
+        answer = checked_text(answer, "the answer").strip()
+    except ValueError as error:
+        return reject("question", str(error))
+    respond(f"You answered: {answer}")
 
 
 if __name__ == "__main__":
