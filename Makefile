@@ -14,8 +14,10 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js bench/node_modules/.pac
 run: setup
 	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER),hub $(if $(LAN),--lan))
 
+# The linter first (rules in pyproject.toml): a finding stops the run before the suite starts.
 test: setup
 	scripts/install-system-packages
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # JupyterLab on this machine only, its kernel the venv's Python (notebooks/README.md).

@@ -3,8 +3,8 @@ import io
 import os
 import secrets
 
-from flask import Flask, render_template, request
 import flask_socketio
+from flask import Flask, render_template, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 from socketio.packet import CONNECT_ERROR, Packet
 

@@ -3,6 +3,7 @@ import pytest
 from playwright.sync_api import expect
 
 XSS = '<img src=x onerror="window.pwned=1">'
+WRONG_COUNT = "wrong number of arguments: see the events table in README.md"  # the skeleton's answer
 
 REFUSED = [  # auth -> what the client's connect_error receives
     pytest.param(None, {"message": "Connection rejected by server"}, id="no-auth-return-False"),
@@ -19,7 +20,9 @@ REFUSED = [  # auth -> what the client's connect_error receives
 
 
 def change(sio, **expected):
-    """The next 'clients' event announcing ``expected`` (a name that joined or left); earlier tests' clients may interleave."""
+    """The next 'clients' event announcing ``expected`` (a name that joined or left).
+
+    Earlier tests' clients may interleave."""
     while True:
         event, *args = sio.receive(timeout=5)
         if event == "clients" and expected.items() <= args[0].items():
@@ -78,7 +81,7 @@ def test_server_side_disconnect(join):
 def test_disconnect_me_takes_no_arguments(join, arguments):
     ana = join("Ana")
     ana.get_received("/test")
-    error = "wrong number of arguments: see the events table in README.md"
+    error = WRONG_COUNT
     assert ana.emit("disconnect me", *arguments, namespace="/test", callback=True) == {"error": error}
     assert ana.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "disconnect me", "error": error}], "namespace": "/test"}]
@@ -167,7 +170,7 @@ def test_page_shows_bad_input(open_page):
     page = open_page()
     connect_as(page, "Ana-bad")
     page.evaluate("socket.emit('disconnect me', 'please')")
-    expect(page.locator("#bad-input")).to_have_text("disconnect me: wrong number of arguments: see the events table in README.md")
+    expect(page.locator("#bad-input")).to_have_text(f"disconnect me: {WRONG_COUNT}")
     expect(page.locator("#status")).to_contain_text("connected as ")
 
 

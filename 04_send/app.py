@@ -5,8 +5,8 @@ import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import SocketIO, call, emit, send
-from socketio.packet import CONNECT_ERROR, Packet
 from socketio.exceptions import TimeoutError as NoAnswer  # not the built-in TimeoutError
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
 

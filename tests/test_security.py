@@ -6,9 +6,9 @@ is listed here, per chapter.
 """
 import inspect
 import json
-from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websocket
@@ -287,7 +287,8 @@ def test_an_unknown_namespace_is_refused_with_a_message(engine):
     assert not closed and '44/probe,{"message":"Unable to connect"}' in received
 
 
-@pytest.mark.parametrize("body", ["9", "4\x1e", "", "4" + "x" * 1_000_001], ids=["type-9", "empty-packet", "empty", "1MB"])
+@pytest.mark.parametrize("body", ["9", "4\x1e", "", "4" + "x" * 1_000_001],
+                         ids=["type-9", "empty-packet", "empty", "1MB"])
 def test_long_polling_posts_that_are_not_engine_io_are_answered(live, body):
     status, opened = polling(live)
     sid = json.loads(opened[1:])["sid"]
