@@ -44,7 +44,7 @@ def create_app(**settings):
         if request.origin not in (None, request.host_url.rstrip("/")):
             return {"error": "cross-origin requests are not accepted"}, 403
         try:
-            text = checked_text(json_body().get("text"))
+            text = checked_text(json_body().get("text"), "'text'")
         except ValueError as error:
             return {"error": str(error)}, 400
         # No Socket.IO request here, so no sender: socketio.emit() goes to every client.
@@ -173,12 +173,12 @@ def wrong_arguments(error):
     raise error
 
 
-def checked_text(text):
+def checked_text(text, name="the message"):
     """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("'text' must be a non-empty string")
+        raise ValueError(f"{name} must be a non-empty string")
     if len(text) > MAX_TEXT:
-        raise ValueError(f"'text' is longer than {MAX_TEXT} characters")
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
     return text
 
 
@@ -234,7 +234,7 @@ def my_event(message):
     try:
         if not isinstance(message, dict):
             raise ValueError('send an object like {"text": "hello", "include_self": true}')
-        text = checked_text(message.get("text"))
+        text = checked_text(message.get("text"), "'text'")
         include_self = message.get("include_self", True)
         if not isinstance(include_self, bool):
             raise ValueError("'include_self' must be true or false")
