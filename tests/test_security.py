@@ -115,7 +115,9 @@ def test_every_event_refuses_missing_extra_and_wrongly_typed_arguments(chapter, 
             for arguments in wrong_arguments(handler):
                 answer = sender.emit(event, *arguments, namespace=namespace, callback=True)
                 assert isinstance(answer, dict) and answer.get("error"), (namespace, event, arguments, answer)
-                assert bad_inputs(sender, namespace) == [{"event": event, "error": answer["error"]}]
+                # An incident id instead: chapter 07's deliberate failures, its lesson (a bug, not bad input).
+                told = [] if "id" in answer else [{"event": event, "error": answer["error"]}]
+                assert bad_inputs(sender, namespace) == told
                 assert sender.is_connected(namespace)
 
 
