@@ -20,8 +20,10 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/
 run: setup
 	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
 
+# The linter first (rules in pyproject.toml): a finding stops the run before the suite starts.
 test: setup
 	scripts/install-system-packages
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # JupyterLab on this machine only, its kernel the venv's Python (notebooks/README.md).

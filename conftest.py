@@ -10,13 +10,13 @@ A chapter's tests live in its folder and ask for fixtures by level:
   the local server, and failing the test unless Socket.IO upgraded to WebSocket),
   and ``local_pages`` for pages of several local servers.
 """
+import contextlib
 import functools
 import importlib.util
 import itertools
 import os
 import shutil
 import sys
-import time
 
 import pytest
 import socketio
@@ -24,6 +24,7 @@ import websocket
 
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer
+from tutorial.testing import until
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -156,9 +157,13 @@ class LocalPages:
         def waiting():
             return [p for p in self.must_upgrade if p not in self.upgraded and not p.is_closed()]
 
-        deadline = time.monotonic() + 5
-        while waiting() and time.monotonic() < deadline:
-            waiting()[0].wait_for_timeout(50)  # a poll: lets Playwright deliver the frames
+        def all_upgraded():
+            if pending := waiting():
+                pending[0].wait_for_timeout(50)  # Playwright delivers frames only while it is called
+            return not pending
+
+        with contextlib.suppress(AssertionError):  # those still waiting are named below, contexts closed first
+            until(all_upgraded, timeout=5)
         stuck = [p.url for p in waiting()]
         for context in self.contexts:
             context.close()

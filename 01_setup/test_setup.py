@@ -51,7 +51,8 @@ def test_server_greets_on_connect(client):
 def test_greeting_over_websocket(server, connect):
     sio = connect()
     assert sio.client.transport() == "websocket"
-    assert sio.receive(timeout=5) == ["greeting", {"text": "Hello from Flask-SocketIO!", "async_mode": server.async_mode}]
+    greeting = {"text": "Hello from Flask-SocketIO!", "async_mode": server.async_mode}
+    assert sio.receive(timeout=5) == ["greeting", greeting]
 
 
 def test_listens_on_loopback_only(server):

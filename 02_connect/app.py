@@ -3,8 +3,8 @@ import io
 import os
 import secrets
 
-from flask import Flask, render_template, request
 import flask_socketio
+from flask import Flask, render_template, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 from socketio.packet import CONNECT_ERROR, Packet
 
@@ -154,15 +154,15 @@ def wrong_arguments(error):
     raise error
 
 
-def name_problem(name):
-    """What is wrong with a name from a client, or None."""
+def checked_name(name):
+    """``name`` without surrounding spaces, if it is a short printable non-empty string, else ValueError."""
     if not isinstance(name, str) or not name.strip():
-        return "the name must be a non-empty string"
+        raise ValueError("the name must be a non-empty string")
     if len(name) > MAX_NAME:
-        return f"the name is longer than {MAX_NAME} characters"
+        raise ValueError(f"the name is longer than {MAX_NAME} characters")
     if not name.isprintable():
-        return "the name may not contain control characters"  # they would garble the server log
-    return None
+        raise ValueError("the name may not contain control characters")  # they would garble the server log
+    return name.strip()
 
 
 def tell_everyone(change, include_self=True):
@@ -178,10 +178,11 @@ def connect(auth):
         return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     if not isinstance(auth, dict) or "name" not in auth:
         return False  # refused; the client's connect_error says only "Connection rejected by server"
-    if problem := name_problem(auth["name"]):
+    try:
+        name = names[request.sid] = checked_name(auth["name"])
+    except ValueError as error:
         # Refused too, but the message (and the optional data) reach the client's connect_error.
-        raise ConnectionRefusedError(problem, {"field": "name", "max_length": MAX_NAME})
-    name = names[request.sid] = auth["name"].strip()
+        raise ConnectionRefusedError(str(error), {"field": "name", "max_length": MAX_NAME}) from None
     print(f"{name!r} connected to /test as {request.sid}")
     emit("my response", {"data": "Connected", "name": name, "sid": request.sid})
     tell_everyone({"joined": name})

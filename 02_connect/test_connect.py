@@ -2,7 +2,10 @@
 import pytest
 from playwright.sync_api import expect
 
+from tutorial.testing import next_event, until
+
 XSS = '<img src=x onerror="window.pwned=1">'
+WRONG_COUNT = "wrong number of arguments: see the events table in README.md"  # the skeleton's answer
 
 REFUSED = [  # auth -> what the client's connect_error receives
     pytest.param(None, {"message": "Connection rejected by server"}, id="no-auth-return-False"),
@@ -19,17 +22,16 @@ REFUSED = [  # auth -> what the client's connect_error receives
 
 
 def change(sio, **expected):
-    """The next 'clients' event announcing ``expected`` (a name that joined or left); earlier tests' clients may interleave."""
-    while True:
-        event, *args = sio.receive(timeout=5)
-        if event == "clients" and expected.items() <= args[0].items():
-            return args[0]
+    """The next 'clients' event announcing ``expected`` (a name that joined or left); earlier tests' may come first."""
+    while not expected.items() <= (clients := next_event(sio, "clients")).items():
+        pass
+    return clients
 
 
 # In-process: Flask-SocketIO's test client.
 
-def test_connect_handler_greets_with_the_sid_and_the_count(join, capsys):
-    ana = join("Ana")
+def test_connect_handler_greets_with_the_sid_and_the_count(client_named, capsys):
+    ana = client_named("Ana")
     welcome, clients = ana.get_received("/test")
     sid = welcome["args"][0]["sid"]
     assert welcome["args"] == [{"data": "Connected", "name": "Ana", "sid": sid}]
@@ -37,8 +39,8 @@ def test_connect_handler_greets_with_the_sid_and_the_count(join, capsys):
     assert f"'Ana' connected to /test as {sid}" in capsys.readouterr().out
 
 
-def test_count_follows_several_clients_and_disconnects(join):
-    ana, bob, cy = join("Ana"), join("Bob"), join("Cy")
+def test_count_follows_several_clients_and_disconnects(client_named):
+    ana, bob, cy = client_named("Ana"), client_named("Bob"), client_named("Cy")
     ana.get_received("/test")
     bob.disconnect("/test")
     assert ana.get_received("/test")[-1]["args"] == [
@@ -65,8 +67,8 @@ def test_connect_fires_once_per_namespace(chapter, app, capsys):
     client.disconnect()
 
 
-def test_server_side_disconnect(join):
-    ana, bob = join("Ana"), join("Bob")
+def test_server_side_disconnect(client_named):
+    ana, bob = client_named("Ana"), client_named("Bob")
     ana.get_received("/test")
     assert bob.emit("disconnect me", namespace="/test", callback=True) == []
     assert not bob.is_connected("/test")
@@ -75,10 +77,10 @@ def test_server_side_disconnect(join):
 
 
 @pytest.mark.parametrize("arguments", [("please",), ({"now": True},), (1, 2)])
-def test_disconnect_me_takes_no_arguments(join, arguments):
-    ana = join("Ana")
+def test_disconnect_me_takes_no_arguments(client_named, arguments):
+    ana = client_named("Ana")
     ana.get_received("/test")
-    error = "wrong number of arguments: see the events table in README.md"
+    error = WRONG_COUNT
     assert ana.emit("disconnect me", *arguments, namespace="/test", callback=True) == {"error": error}
     assert ana.get_received("/test") == [
         {"name": "bad_input", "args": [{"event": "disconnect me", "error": error}], "namespace": "/test"}]
@@ -92,10 +94,10 @@ def test_refusal_reason_reaches_the_client(refusal, auth, error):
     assert refusal(auth) == [error]
 
 
-def test_count_over_websocket(live_join, server_says):
-    ana = live_join("Ana-live")
+def test_count_over_websocket(connect_named, server):
+    ana = connect_named("Ana-live")
     assert "Ana-live" in change(ana, joined="Ana-live")["names"]
-    bob = live_join("Bob-live")
+    bob = connect_named("Bob-live")
     joined = change(ana, joined="Bob-live")
     assert {"Ana-live", "Bob-live"} <= set(joined["names"]) and joined["count"] == len(joined["names"])
     bob.disconnect()
@@ -104,14 +106,14 @@ def test_count_over_websocket(live_join, server_says):
     # server reports whichever it handles first (the browser test sees "client disconnect").
     assert left["reason"] in {"client disconnect", "transport close"}
     assert "Bob-live" not in left["names"] and left["count"] == len(left["names"]) == joined["count"] - 1
-    assert server_says("'Bob-live' disconnected from /test")
+    assert server.wait_for_output("'Bob-live' disconnected from /test"), server.output()
 
 
-def test_server_side_disconnect_over_websocket(live_join, hung_up):
-    ana, bob = live_join("Ana-kick"), live_join("Bob-kick")
+def test_server_side_disconnect_over_websocket(connect_named):
+    ana, bob = connect_named("Ana-kick"), connect_named("Bob-kick")
     bob.emit("disconnect me")
     assert change(ana, left="Bob-kick")["reason"] == "server disconnect"
-    assert hung_up(bob)
+    until(lambda: not bob.connected, what="the server hanging up on Bob")
 
 
 # Browser: the page in headless Chromium.
@@ -167,7 +169,7 @@ def test_page_shows_bad_input(open_page):
     page = open_page()
     connect_as(page, "Ana-bad")
     page.evaluate("socket.emit('disconnect me', 'please')")
-    expect(page.locator("#bad-input")).to_have_text("disconnect me: wrong number of arguments: see the events table in README.md")
+    expect(page.locator("#bad-input")).to_have_text(f"disconnect me: {WRONG_COUNT}")
     expect(page.locator("#status")).to_contain_text("connected as ")
 
 

@@ -152,23 +152,23 @@ def wrong_arguments(error):
     raise error
 
 
-def text_problem(text, name="the message"):
-    """What is wrong with a text from a client, or None."""
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
     if not isinstance(text, str) or not text.strip():
-        return f"{name} must be a non-empty string"
+        raise ValueError(f"{name} must be a non-empty string")
     if len(text) > MAX_TEXT:
-        return f"{name} is longer than {MAX_TEXT} characters"
-    return None
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
-def value_problem(value):
-    """What is wrong with a value of one of the types the notes list, or None."""
+def checked_value(value):
+    """``value`` if it is of one of the types the notes list and short when printed, else ValueError."""
     # bool is a subclass of int in Python, but JSON true/false is not an integer.
     if not isinstance(value, (str, bytes, int, dict, list)) or isinstance(value, bool):
-        return "send a string, bytes, an integer or a JSON object or array"
+        raise ValueError("send a string, bytes, an integer or a JSON object or array")
     if len(repr(value)) > MAX_TEXT:
-        return f"the value is longer than {MAX_TEXT} characters when printed"
-    return None
+        raise ValueError(f"the value is longer than {MAX_TEXT} characters when printed")
+    return value
 
 
 def described(value):
@@ -177,56 +177,65 @@ def described(value):
 
 
 @socketio.on("message")
-def handle_message(message=None):
+def message(text):
     """Receive an unnamed string message: what the client's send() emits."""
-    if problem := text_problem(message):
-        return reject("message", problem)
-    print(f"received message: {message!r}")  # repr: a newline in the text cannot forge log lines
+    try:
+        checked_text(text)
+    except ValueError as error:
+        return reject("message", str(error))
+    print(f"received message: {text!r}")  # repr: a newline in the text cannot forge log lines
     # No return value: a client that asked for an acknowledgement gets a callback with no arguments.
 
 
 @socketio.on("json")
-def handle_json(data=None):
+def json(data):
     """Receive an unnamed JSON object: Flask-SocketIO's 'json' event, an ordinary event on the wire."""
-    if not isinstance(data, dict):
-        return reject("json", "send a JSON object")
-    if problem := value_problem(data):
-        return reject("json", problem)
+    try:
+        if not isinstance(data, dict):
+            raise ValueError("send a JSON object")
+        checked_value(data)
+    except ValueError as error:
+        return reject("json", str(error))
     print(f"received json: {data!r}")
     return described(data)
 
 
 @socketio.on("describe")
-def describe(value=None):
+def describe(value):
     """Receive a string, bytes, an integer or JSON on one named event, and say what arrived."""
-    if problem := value_problem(value):
-        return reject("describe", problem)
+    try:
+        checked_value(value)
+    except ValueError as error:
+        return reject("describe", str(error))
     print(f"received {type(value).__name__}: {value!r}")
     return described(value)
 
 
 @socketio.on("my event")
-def handle_my_custom_event(*args):
+def my_event(arg1, arg2, arg3):
     """Receive the notes' three arguments; answer the acknowledgement with two values."""
-    # The notes' (arg1, arg2, arg3) would raise TypeError when a client sends two.
-    if len(args) != 3 or any(text_problem(arg) for arg in args):
-        return reject("my event", f"send three non-empty strings of at most {MAX_TEXT} characters")
-    print("received args: " + " ".join(map(repr, args)))
+    try:
+        for arg in (arg1, arg2, arg3):
+            checked_text(arg, "each argument")
+    except ValueError as error:
+        return reject("my event", str(error))
+    print(f"received args: {arg1!r} {arg2!r} {arg3!r}")
     return "one", 1  # a tuple: the client's callback gets two arguments
 
 
-def my_function_handler(*args):
+def my_function_handler(data):
     """Receive 'my event' on /test: same name as on /, another namespace, another handler."""
-    # *args, not the notes' (data): a client used to '/' may still send three arguments.
-    if len(args) != 1 or not isinstance(args[0], dict):
-        return reject("my event", 'send one object like {"data": "hello"}')
-    if problem := text_problem(args[0].get("data"), "'data'"):
-        return reject("my event", problem)
-    print(f"received on /test: {args[0]!r}")
-    return described(args[0])
+    try:
+        if not isinstance(data, dict):
+            raise ValueError('send one object like {"data": "hello"}')
+        checked_text(data.get("data"), "'data'")
+    except ValueError as error:
+        return reject("my event", str(error))
+    print(f"received on /test: {data!r}")
+    return described(data)
 
 
-# Registered without the decorator: handy when the handler comes from elsewhere.
+# Registered without the decorator, under the notes' name: handy when the handler comes from elsewhere.
 socketio.on_event("my event", my_function_handler, namespace="/test")
 
 

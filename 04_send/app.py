@@ -1,13 +1,12 @@
 """04 · Send: reply with send() and emit(), to another namespace, and with acknowledgements (notes: 发送消息)."""
-import json
 import io
 import os
 import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import SocketIO, call, emit, send
-from socketio.packet import CONNECT_ERROR, Packet
 from socketio.exceptions import TimeoutError as NoAnswer  # not the built-in TimeoutError
+from socketio.packet import CONNECT_ERROR, Packet
 
 socketio = SocketIO()
 
@@ -156,51 +155,75 @@ def wrong_arguments(error):
     raise error
 
 
-def text_problem(text, name="the message"):
-    """What is wrong with a text from a client, or None."""
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
     if not isinstance(text, str) or not text.strip():
-        return f"{name} must be a non-empty string"
+        raise ValueError(f"{name} must be a non-empty string")
     if len(text) > MAX_TEXT:
-        return f"{name} is longer than {MAX_TEXT} characters"
-    return None
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
 
 
-def data_problem(message):
-    """What is wrong with a ``{"data": text}`` payload, or None."""
+def checked_object(data):
+    """``data`` if it is an object of at most MAX_TEXT characters when printed, else ValueError."""
+    if not isinstance(data, dict) or len(repr(data)) > MAX_TEXT:
+        raise ValueError(f"send an object of at most {MAX_TEXT} characters when printed")
+    return data
+
+
+def checked_data(message):
+    """``message`` if it is a ``{"data": text}`` payload, else ValueError."""
     if not isinstance(message, dict):
-        return "send an object like {\"data\": \"hello\"}"
-    return text_problem(message.get("data"), "'data'")
+        raise ValueError('send an object like {"data": "hello"}')
+    checked_text(message.get("data"), "'data'")
+    return message
+
+
+def chat_sid():
+    """This client's sid on /chat, where its answers go, or ValueError."""
+    if "chat_sid" not in session:
+        raise ValueError("connect to /chat first: the answer goes there")
+    return session["chat_sid"]
 
 
 @socketio.on("message")
-def echo_message(message):
+def message(text):
     """Echo an unnamed string message: send() answers with another unnamed message."""
-    if problem := text_problem(message):
-        return reject("message", problem)
-    send(message)
+    try:
+        checked_text(text)
+    except ValueError as error:
+        return reject("message", str(error))
+    send(text)
 
 
 @socketio.on("json")
-def echo_json(data):
+def json(data):
     """Echo an unnamed JSON message: send(..., json=True) answers on the 'json' event."""
-    if not isinstance(data, dict) or len(json.dumps(data)) > MAX_TEXT:
-        return reject("json", f"send an object of at most {MAX_TEXT} characters as JSON")
+    try:
+        checked_object(data)
+    except ValueError as error:
+        return reject("json", str(error))
     send(data, json=True)
 
 
 @socketio.on("my event")
-def echo_my_event(message):
+def my_event(message):
     """Echo a named event with emit(), asking the client to confirm it got the reply."""
-    if problem := data_problem(message):
-        return reject("my event", problem)
+    try:
+        checked_data(message)
+    except ValueError as error:
+        return reject("my event", str(error))
     emit("my response", message, callback=receipt)
 
 
 def receipt(*answer):
     """Runs when the client calls its callback for 'my response': the client confirmed receipt."""
     answer = answer[0] if len(answer) == 1 else answer or None  # what call() would return
-    if answer is not None and (problem := text_problem(answer, "the receipt")):
-        reject("my response", problem)
+    try:
+        if answer is not None:
+            checked_text(answer, "the receipt")
+    except ValueError as error:
+        reject("my response", str(error))
         return
     # The notes' Python 2 `print 'message was received!'` is a syntax error in Python 3.
     print("message was received!", repr(answer))
@@ -224,36 +247,44 @@ def disconnect(reason):
 
 
 @socketio.on("message to chat")
-def send_to_chat(message):
+def message_to_chat(text):
     """Answer a message that arrived on / with an unnamed message on /chat."""
-    if problem := text_problem(message) or chat_problem():
-        return reject("message to chat", problem)
-    send(message, namespace="/chat", to=session["chat_sid"])
+    try:
+        checked_text(text)
+        to = chat_sid()
+    except ValueError as error:
+        return reject("message to chat", str(error))
+    send(text, namespace="/chat", to=to)
 
 
 @socketio.on("my event to chat")
-def emit_tuple_to_chat(message):
+def my_event_to_chat(message):
     """Answer on /chat with three arguments: a tuple becomes several arguments."""
-    if problem := data_problem(message) or chat_problem():
-        return reject("my event to chat", problem)
-    emit("my response", ("foo", "bar", message), namespace="/chat", to=session["chat_sid"])
+    try:
+        checked_data(message)
+        to = chat_sid()
+    except ValueError as error:
+        return reject("my event to chat", str(error))
+    emit("my response", ("foo", "bar", message), namespace="/chat", to=to)
 
 
-def chat_problem():
-    """Why this client cannot be answered on /chat, or None."""
-    if "chat_sid" not in session:
-        return "connect to /chat first: the answer goes there"
-    return None
+def checked_wait(message):
+    """The seconds in ``{"wait": seconds}`` (more than 0, at most MAX_WAIT), else ValueError."""
+    wait = message.get("wait") if isinstance(message, dict) else None
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= MAX_WAIT:
+        raise ValueError(f"'wait' must be a number of seconds, more than 0 and at most {MAX_WAIT}")
+    if request.sid in waiting:
+        raise ValueError("the server is still waiting for your previous answer")
+    return wait
 
 
 @socketio.on("ask me")
-def ask_the_client(message):
+def ask_me(message):
     """Ask the sender a question with call() and wait, at most message["wait"] seconds, for its answer."""
-    wait = message.get("wait") if isinstance(message, dict) else None
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= MAX_WAIT:
-        return reject("ask me", f"'wait' must be a number of seconds, more than 0 and at most {MAX_WAIT}")
-    if request.sid in waiting:
-        return reject("ask me", "the server is still waiting for your previous answer")
+    try:
+        wait = checked_wait(message)
+    except ValueError as error:
+        return reject("ask me", str(error))
     waiting.add(request.sid)
     try:
         # call() blocks this handler only: every event runs in its own thread (or green thread).
@@ -263,8 +294,11 @@ def ask_the_client(message):
         return
     finally:
         waiting.discard(request.sid)
-    if answer is not None and (problem := text_problem(answer, "the answer")):
-        return reject("question", problem)
+    try:
+        if answer is not None:
+            checked_text(answer, "the answer")
+    except ValueError as error:
+        return reject("question", str(error))
     emit("call result", {"answer": answer})
 
 

@@ -42,8 +42,8 @@ def test_answers_for_chat_need_a_chat_connection(client):
     ("message", 42, "the message must be a non-empty string"),
     ("message", "   ", "the message must be a non-empty string"),
     ("message", "x" * 501, "the message is longer than 500 characters"),
-    ("json", "hi", "send an object of at most 500 characters as JSON"),
-    ("json", {"data": "x" * 500}, "send an object of at most 500 characters as JSON"),
+    ("json", "hi", "send an object of at most 500 characters when printed"),
+    ("json", {"data": "x" * 500}, "send an object of at most 500 characters when printed"),
     ("my event", "hi", 'send an object like {"data": "hello"}'),
     ("my event", {"data": ["hi"]}, "'data' must be a non-empty string"),
     ("my event", {}, "'data' must be a non-empty string"),
@@ -58,7 +58,8 @@ def test_answers_for_chat_need_a_chat_connection(client):
 ])
 def test_bad_input_is_refused_and_the_server_keeps_serving(client, event, payload, error):
     assert client.emit(event, payload, callback=True) == {"error": error}
-    assert client.get_received() == [{"name": "bad_input", "namespace": "/", "args": [{"event": event, "error": error}]}]
+    assert client.get_received() == [
+        {"name": "bad_input", "namespace": "/", "args": [{"event": event, "error": error}]}]
     client.send("still here")
     assert client.get_received() == [{"name": "message", "namespace": "/", "args": "still here"}]
 
@@ -100,7 +101,8 @@ def test_a_waiting_call_blocks_only_its_own_handler(answering):
     silent.emit("ask me", {"wait": 1})
     assert silent.receive() == ["question", {"text": "What is your answer?"}]
     silent.emit("ask me", {"wait": 1})
-    assert silent.receive() == ["bad_input", {"event": "ask me", "error": "the server is still waiting for your previous answer"}]
+    still_waiting = "the server is still waiting for your previous answer"
+    assert silent.receive() == ["bad_input", {"event": "ask me", "error": still_waiting}]
     other = answering()
     other.emit("message", "still served")
     assert other.receive() == ["message", "still served"]

@@ -43,13 +43,13 @@ def create_app(**settings):
             return {"error": "send JSON with Content-Type: application/json"}, 415
         if request.origin not in (None, request.host_url.rstrip("/")):
             return {"error": "cross-origin requests are not accepted"}, 403
-        data = request.get_json(silent=True)
-        problem = text_problem(data.get("text") if isinstance(data, dict) else None)
-        if problem:
-            return {"error": problem}, 400
+        try:
+            text = checked_text(json_body().get("text"), "'text'")
+        except ValueError as error:
+            return {"error": str(error)}, 400
         # No Socket.IO request here, so no sender: socketio.emit() goes to every client.
-        socketio.emit("notification", {"text": data["text"]})
-        return {"sent": data["text"]}
+        socketio.emit("notification", {"text": text})
+        return {"sent": text}
 
     return app
 
@@ -173,13 +173,24 @@ def wrong_arguments(error):
     raise error
 
 
-def text_problem(text):
-    """What is wrong with a text from a client, or None."""
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
     if not isinstance(text, str) or not text.strip():
-        return "'text' must be a non-empty string"
+        raise ValueError(f"{name} must be a non-empty string")
     if len(text) > MAX_TEXT:
-        return f"'text' is longer than {MAX_TEXT} characters"
-    return None
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def json_body():
+    """The request's JSON object, else ValueError."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # JSON nested thousands deep: Python's json module gives up (upstream, see README.md)
+        data = None
+    if not isinstance(data, dict):
+        raise ValueError('send a JSON object like {"text": "hello"}')
+    return data
 
 
 @socketio.on("connect")
@@ -218,18 +229,19 @@ def tick(seconds):
 
 
 @socketio.on("my event")
-def broadcast(message):
+def my_event(message):
     """Send a message to everyone on /, or with include_self false to everyone but the sender."""
-    if not isinstance(message, dict):
-        return reject("my event", "send an object like {\"text\": \"hello\", \"include_self\": true}")
-    include_self = message.get("include_self", True)
-    if problem := text_problem(message.get("text")):
-        return reject("my event", problem)
-    if not isinstance(include_self, bool):
-        return reject("my event", "'include_self' must be true or false")
-    emit("my response", {"text": message["text"]}, broadcast=True, include_self=include_self)
+    try:
+        if not isinstance(message, dict):
+            raise ValueError('send an object like {"text": "hello", "include_self": true}')
+        text = checked_text(message.get("text"), "'text'")
+        include_self = message.get("include_self", True)
+        if not isinstance(include_self, bool):
+            raise ValueError("'include_self' must be true or false")
+    except ValueError as error:
+        return reject("my event", str(error))
+    emit("my response", {"text": text}, broadcast=True, include_self=include_self)
     return {"sent": True}  # acknowledged after the broadcast went out: see the tests
-
 
 if __name__ == "__main__":
     socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),

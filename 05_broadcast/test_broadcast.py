@@ -1,26 +1,21 @@
 """Chapter 05: broadcasts reach every client (or all but the sender); the server speaks first."""
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
+from tutorial.testing import next_event, until
+
 XSS = '<img src=x onerror="window.pwned=1">'
+NOT_AN_OBJECT = 'send a JSON object like {"text": "hello"}'
 
 
 def without_ticks(received):
     """The test client's events, minus the clock's ticks, which may come at any moment."""
     return [event for event in received if event["name"] != "tick"]
-
-
-def next_event(sio):
-    """A live client's next event that is not a clock tick."""
-    while (event := sio.receive(timeout=5))[0] == "tick":
-        pass
-    return event
 
 
 def post_notify(url, body, headers=None):
@@ -82,9 +77,10 @@ def test_notify_broadcasts_from_a_plain_http_request(app, client, other, headers
     ({"json": {"text": "ready"}, "headers": {"Origin": "http://evil.example"}}, 403,
      "cross-origin requests are not accepted"),
     ({"json": {"text": ""}}, 400, "'text' must be a non-empty string"),
-    ({"json": ["ready"]}, 400, "'text' must be a non-empty string"),
+    ({"json": ["ready"]}, 400, NOT_AN_OBJECT),
     ({"json": {"text": "x" * 501}}, 400, "'text' is longer than 500 characters"),
-    ({"data": "{not json", "content_type": "application/json"}, 400, "'text' must be a non-empty string"),
+    ({"data": "{not json", "content_type": "application/json"}, 400, NOT_AN_OBJECT),
+    ({"data": "[" * 10_000 + "]" * 10_000, "content_type": "application/json"}, 400, NOT_AN_OBJECT),
 ])
 def test_notify_refuses_bad_or_cross_origin_requests(app, client, request_args, status, error):
     response = app.test_client().post("/notify", **request_args)
@@ -99,11 +95,13 @@ def test_one_clock_ticks_for_everyone_and_stops_when_nobody_listens(chapter):
     second = chapter.socketio.test_client(app)
     assert chapter.clock is clock, "a second connection started a second clock"
     ticks = {first: [], second: []}
-    deadline = time.monotonic() + 5
-    while not all(len(got) >= 2 for got in ticks.values()) and time.monotonic() < deadline:
+
+    def two_ticks_each():
         for test_client, got in ticks.items():
             got += [event["args"][0]["count"] for event in test_client.get_received()]
-        time.sleep(0.01)  # not synchronisation: the pause between two polls
+        return all(len(got) >= 2 for got in ticks.values())
+
+    until(two_ticks_each, what=f"two ticks for each client: {ticks}")
     for got in ticks.values():
         assert got[1] == got[0] + 1, "two clocks would send every count twice"
     first.disconnect()
@@ -117,23 +115,23 @@ def test_include_self_false_never_echoes_to_the_sender(connect):
     # The ack leaves after the broadcast, on the same connection: were the sender
     # included, its copy would be queued before the ack, so before "visible" below.
     assert sender.call("my event", {"text": "secret", "include_self": False}, timeout=5) == {"sent": True}
-    assert next_event(receiver) == ["my response", {"text": "secret"}]
+    assert next_event(receiver, "my response") == {"text": "secret"}
     assert sender.call("my event", {"text": "visible"}, timeout=5) == {"sent": True}
-    assert next_event(sender) == ["my response", {"text": "visible"}]
-    assert next_event(receiver) == ["my response", {"text": "visible"}]
+    assert next_event(sender, "my response") == {"text": "visible"}
+    assert next_event(receiver, "my response") == {"text": "visible"}
 
 
 def test_bad_input_over_websocket(connect):
     sio = connect()
     assert sio.call("my event", {"text": ""}, timeout=5) == {"error": "'text' must be a non-empty string"}
-    assert next_event(sio) == ["bad_input", {"event": "my event", "error": "'text' must be a non-empty string"}]
+    assert next_event(sio, "bad_input") == {"event": "my event", "error": "'text' must be a non-empty string"}
 
 
 def test_http_notify_reaches_every_live_client(server, connect):
     first, second = connect(), connect()
     assert post_notify(server.url, {"text": "ready"}) == (200, {"sent": "ready"})
-    assert next_event(first) == ["notification", {"text": "ready"}]
-    assert next_event(second) == ["notification", {"text": "ready"}]
+    assert next_event(first, "notification") == {"text": "ready"}
+    assert next_event(second, "notification") == {"text": "ready"}
     assert post_notify(server.url, {"text": "ready"}, {"Origin": "http://evil.example"}) == (
         403, {"error": "cross-origin requests are not accepted"})
 

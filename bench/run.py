@@ -101,7 +101,7 @@ class Process:
     def __init__(self, command, cwd, env, port=None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+")
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (kept open while the process runs)
         self.popen = subprocess.Popen(
             command, cwd=cwd, env={**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,7 +143,8 @@ def start(server, redis_url):
     """One process of ``server``, ready to serve."""
     runtime, env = SERVERS[server]
     if runtime == "node":
-        return Process(["node", str(BENCH / "reference_server.js")], BENCH, {**env, "REDIS_URL": redis_url}).wait_ready()
+        server = Process(["node", str(BENCH / "reference_server.js")], BENCH, {**env, "REDIS_URL": redis_url})
+        return server.wait_ready()
     # Chapter 10 always keeps its notifications in Redis; two processes must share the secret key.
     env = {**env, "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench"}
     command = [sys.executable, "-c", GEVENT] if env["ASYNC_MODE"] == "gevent" else [sys.executable, "app.py"]
@@ -274,15 +275,15 @@ def plot(summary, servers, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(3, 4, figsize=(16, 11), constrained_layout=True)
-    for axis, (scenario, key, title, unit, higher) in zip(axes.flat, METRICS):
+    for axis, (scenario, key, title, _unit, higher) in zip(axes.flat, METRICS, strict=False):  # 12 axes, fewer metrics
         reference = summary[scenario, key, reference_for(scenario)][0]
         if not reference:  # a CPU time too short to measure (--smoke): nothing to divide by
             axis.set_visible(False)
             continue
         shown = [s for s in servers if (scenario, key, s) in summary]
         medians = [summary[scenario, key, s][0] / reference for s in shown]
-        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown)]
-        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown)]
+        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown, strict=True)]
+        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown, strict=True)]
         colours = ["tab:gray" if s == "node" else "tab:red" if "deflate" in s else "tab:blue" for s in shown]
         axis.bar(shown, medians, yerr=[lows, highs], color=colours, capsize=3)
         axis.axhline(1, color="black", linewidth=0.8)

@@ -49,7 +49,8 @@ def test_smoke_run_prints_every_table(smoke):
 def test_smoke_run_measures_every_metric_on_every_server(smoke, scenario, metric):
     _, figures, _ = smoke
     servers = {"node", "eventlet"} | ({"eventlet deflate"} if scenario in ("fanout", "connections") else set())
-    measured = {row["server"]: row for row in figures["figures"] if (row["scenario"], row["metric"]) == (scenario, metric)}
+    measured = {row["server"]: row for row in figures["figures"]
+                if (row["scenario"], row["metric"]) == (scenario, metric)}
     assert set(measured) == servers
     for row in measured.values():
         assert math.isfinite(row["median"]) and 0 <= row["min"] <= row["median"] <= row["max"]

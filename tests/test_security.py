@@ -6,9 +6,9 @@ is listed here, per chapter.
 """
 import inspect
 import json
-from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websocket
@@ -115,7 +115,9 @@ def test_every_event_refuses_missing_extra_and_wrongly_typed_arguments(chapter, 
             for arguments in wrong_arguments(handler):
                 answer = sender.emit(event, *arguments, namespace=namespace, callback=True)
                 assert isinstance(answer, dict) and answer.get("error"), (namespace, event, arguments, answer)
-                assert bad_inputs(sender, namespace) == [{"event": event, "error": answer["error"]}]
+                # An incident id instead: chapter 07's deliberate failures, its lesson (a bug, not bad input).
+                told = [] if "id" in answer else [{"event": event, "error": answer["error"]}]
+                assert bad_inputs(sender, namespace) == told
                 assert sender.is_connected(namespace)
 
 
@@ -150,6 +152,7 @@ def test_posts_from_another_site_are_refused(chapter, monkeypatch):
 # Live: each chapter's app.py as a process, once per async mode; raw Engine.IO traffic.
 
 EVIL = "http://evil.example"
+MAX_PACKET = 64_000  # the skeleton's limit, in bytes
 DEEP = "[" * 10_000 + "]" * 10_000
 MALFORMED = {  # what a client may send below the handlers: each over a fresh WebSocket
     "an empty text frame": [""],
@@ -189,7 +192,7 @@ def fleet():
 
 
 @pytest.fixture(scope="module", params=range(len(LIVE)), ids=[f"{c}-{m}" for c, m in LIVE])
-def live(request, fleet):
+def chapter_server(request, fleet):
     """A chapter's ``app.py`` as a real process, in one async mode: once per chapter and mode."""
     running = fleet(request.param)
     yield running
@@ -197,15 +200,15 @@ def live(request, fleet):
 
 
 @pytest.fixture
-def engine(live):
+def engine(chapter_server):
     """Open raw Engine.IO WebSockets to the live server (their open packet read); all closed at the end."""
     opened = []
 
     def engine(origin=None):
         ws = websocket.WebSocket()
         opened.append(ws)
-        ws.connect(live.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
-                   timeout=5, origin=origin or live.url)
+        ws.connect(chapter_server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+                   timeout=5, origin=origin or chapter_server.url)
         assert ws.recv().startswith("0")
         return ws
 
@@ -214,16 +217,21 @@ def engine(live):
         ws.shutdown()  # no closing handshake: close() waits for one the server may have sent already
 
 
-def polling(live, method="GET", body=None, sid=None, origin=None):
-    """A long-polling request: (status, body)."""
-    url = f"{live.url}/socket.io/?EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
-    headers = {"Content-Type": "text/plain;charset=UTF-8", "Origin": origin or live.url}
+def polling(chapter_server, method="GET", body=None, sid=None, origin=None):
+    """A long-polling request: (status, body); (None, "") if the server answered and hung up before
+    reading all of ``body`` (eventlet does, refusing an oversized one), so that sending it failed."""
+    url = f"{chapter_server.url}/socket.io/?EIO=4&transport=polling" + (f"&sid={sid}" if sid else "")
+    headers = {"Content-Type": "text/plain;charset=UTF-8", "Origin": origin or chapter_server.url}
     try:
         with urllib.request.urlopen(urllib.request.Request(url, body, headers, method=method), timeout=5) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.read().decode()
+    except urllib.error.URLError as error:
+        if not isinstance(error.reason, (BrokenPipeError, ConnectionResetError)):
+            raise
+        return None, ""
 
 
 def answer_to_probe(ws):
@@ -263,8 +271,8 @@ def assert_no_internals(text):
     assert "Traceback" not in text and str(ROOT) not in text and ".py" not in text, text
 
 
-def test_other_origins_are_refused_on_both_transports(live, engine):
-    status, answer = polling(live, origin=EVIL)
+def test_other_origins_are_refused_on_both_transports(chapter_server, engine):
+    status, answer = polling(chapter_server, origin=EVIL)
     assert (status, "Not an accepted origin" in answer) == (400, True)
     with pytest.raises(websocket.WebSocketBadStatusException):
         engine(origin=EVIL)
@@ -287,12 +295,13 @@ def test_an_unknown_namespace_is_refused_with_a_message(engine):
     assert not closed and '44/probe,{"message":"Unable to connect"}' in received
 
 
-@pytest.mark.parametrize("body", ["9", "4\x1e", "", "4" + "x" * 1_000_001], ids=["type-9", "empty-packet", "empty", "1MB"])
-def test_long_polling_posts_that_are_not_engine_io_are_answered(live, body):
-    status, opened = polling(live)
+@pytest.mark.parametrize("body", ["9", "4\x1e", "", "4" + "x" * 1_000_001],
+                         ids=["type-9", "empty-packet", "empty", "1MB"])
+def test_long_polling_posts_that_are_not_engine_io_are_answered(chapter_server, body):
+    status, opened = polling(chapter_server)
     sid = json.loads(opened[1:])["sid"]
-    status, answer = polling(live, "POST", body.encode(), sid)
-    assert status == 400
+    status, answer = polling(chapter_server, "POST", body.encode(), sid)
+    assert status == 400 or (status is None and len(body) > MAX_PACKET), status
     assert_no_internals(answer)
 
 
@@ -306,8 +315,8 @@ def test_an_oversized_packet_closes_only_its_connection(engine):
     assert witness.recv().startswith("4")  # its namespace connect is answered (accepted or refused)
 
 
-def test_the_log_shows_no_traceback(live):
+def test_the_log_shows_no_traceback(chapter_server):
     """After all of the above (this test runs last for each server), the server still serves; its log is clean."""
-    with urllib.request.urlopen(live.url, timeout=5) as page:
+    with urllib.request.urlopen(chapter_server.url, timeout=5) as page:
         assert page.status == 200
-    assert "Traceback" not in live.output(), live.output()
+    assert "Traceback" not in chapter_server.output(), chapter_server.output()
