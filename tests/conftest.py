@@ -111,7 +111,10 @@ def open_hub_page(local_pages, hub):
 FAKE_CHAPTERS = {
     "01_first/app.py": '"""01 · First: the first step (notes: 第一步)."""\nimport os\n\nx = 1\n',
     "01_first/templates/index.html": "<h1>First</h1>\n",
-    "01_first/README.md": "# 01 · First\n\n<script>alert('readme')</script>\n\n| event | payload |\n|---|---|\n| `greeting` | `{text}` |\n",
+    "01_first/README.md": (
+        "# 01 · First\n\n<script>alert('readme')</script>\n\n"
+        "| event | payload |\n|---|---|\n| `greeting` | `{text}` |\n"
+    ),
     "02_second/app.py": '"""A chapter being written."""\nimport os\n\nx = 2\nshown = "<b>bold</b>"\n',
     "02_second/templates/index.html": "<h1>First</h1>\n",
 }

@@ -9,7 +9,8 @@ import pytest
 import socketio
 from playwright.sync_api import expect
 
-from tutorial import CHAPTERS, hub as hub_module
+from tutorial import CHAPTERS
+from tutorial import hub as hub_module
 from tutorial.__main__ import main
 from tutorial.hub import Chapter, pick_port
 from tutorial.servers import ChapterServer, free_port
@@ -157,7 +158,8 @@ def test_lan_addresses_are_read_locally_and_exclude_loopback():
 def test_titles_come_from_the_docstring_or_else_the_folder(fake_chapters):
     first, second = (Chapter.read(folder) for folder in fake_chapters)
     assert (first.number, first.title, first.summary, first.notes_title) == ("01", "First", "the first step", "第一步")
-    assert (second.number, second.title, second.summary, second.notes_title) == ("02", "Second", "A chapter being written.", "")
+    assert (second.number, second.title, second.summary, second.notes_title) == (
+        "02", "Second", "A chapter being written.", "")
 
 
 def test_readme_and_code_are_escaped_on_the_changes_page(hub_client):

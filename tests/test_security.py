@@ -17,6 +17,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from tutorial import ASYNC_MODES, CHAPTERS, ROOT
 from tutorial.servers import ChapterServer
+from wire_guard import MAX_PACKET
 
 LIFECYCLE = ("connect", "disconnect")
 # How a client gets in, where a chapter asks: auth per namespace, or a form posted to /login.
@@ -152,7 +153,6 @@ def test_posts_from_another_site_are_refused(chapter, monkeypatch):
 # Live: each chapter's app.py as a process, once per async mode; raw Engine.IO traffic.
 
 EVIL = "http://evil.example"
-MAX_PACKET = 64_000  # the skeleton's limit, in bytes
 DEEP = "[" * 10_000 + "]" * 10_000
 MALFORMED = {  # what a client may send below the handlers: each over a fresh WebSocket
     "an empty text frame": [""],

@@ -1,6 +1,7 @@
 """Chinese twins (README.zh-CN.md) keep the headings, code blocks and links of their English README."""
 
 import collections
+import itertools
 import os
 import re
 from pathlib import Path
@@ -44,7 +45,7 @@ def outline(path):
     """A Markdown file's headings as (level, anchor), its code blocks as (info, text), and its link targets."""
     tokens = MARKDOWN.parse(path.read_text(encoding="utf-8"))
     headings, blocks, links = [], [], []
-    for opening, inline in zip(tokens, tokens[1:]):
+    for opening, inline in itertools.pairwise(tokens):
         if opening.type == "heading_open":
             headings.append((int(opening.tag[1]), slug("".join(child.content for child in inline.children))))
     for token in tokens:

@@ -106,7 +106,7 @@ def python_parts(source):
             start -= 1
         starts.append((start, python_name(node)))
     parts = []
-    for (start, name), (end, _) in zip(starts, starts[1:] + [(len(lines), None)]):
+    for (start, name), (end, _) in zip(starts, starts[1:] + [(len(lines), None)], strict=True):
         text = "\n".join(lines[start:end]).strip("\n")
         imports = [part for part in parts if part.name == name == "imports"]
         if imports:  # one part, wherever they are (some must follow a monkey patch)
