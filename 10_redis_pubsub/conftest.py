@@ -1,6 +1,7 @@
 """Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
 import itertools
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,10 @@ import socketio
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer, free_port
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
+import notification_store
+from private_redis import PrivateRedis
 
-import notification_store  # noqa: E402
-from private_redis import PrivateRedis  # noqa: E402
+HERE = Path(__file__).parent
 
 SECRET_KEY = "shared-by-both-processes"  # both processes must sign and read the same session cookies
 _names = itertools.count()
@@ -77,6 +77,7 @@ def log_in(chapter, app):
     clients = []
 
     def log_in(user, auth=None):
+        """A connected test client of ``user``."""
         http = app.test_client()
         assert http.post("/login", data={"username": user}).status_code == 302
         sio = chapter.socketio.test_client(app, flask_test_client=http, auth=auth)
@@ -153,7 +154,7 @@ def log_in_over_http():
 def notify(redis_url):
     """Notify a user as any Redis client can, through the store (publish.py without its process)."""
     r = notification_store.connect(redis_url)
-    yield lambda to, text: notification_store.store_and_publish(r, to, "tester", text)
+    yield lambda to, text: notification_store.store(r, to, "tester", text, secrets.token_hex(8), limit=None)
     r.close()
 
 
@@ -161,6 +162,7 @@ def notify(redis_url):
 def publish(redis_url):
     """Run ``python publish.py ARGS`` against a Redis (the session's unless given)."""
     def publish(*args, url=redis_url):
+        """The finished ``publish.py`` process."""
         return subprocess.run([sys.executable, "publish.py", *args], cwd=HERE, env={**os.environ, "REDIS_URL": url},
                               capture_output=True, text=True, timeout=30)
     return publish
