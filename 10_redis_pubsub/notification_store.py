@@ -121,7 +121,7 @@ def check_login_name(name):
     """A name someone may log in as: a valid name that is not reserved, else ValueError."""
     name = check_name(name)
     if name in RESERVED:
-        raise ValueError(f"{name!r} is reserved: choose another name")
+        raise ValueError(f"{name} is a reserved name: choose another")
     return name
 
 
