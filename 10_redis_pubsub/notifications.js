@@ -98,6 +98,7 @@
           if (answer?.error) view.status(answer.error, "error");
           syncAgain = syncAgain || (timeout && socket.connected);  // a lost answer: ask again
         } else {
+          view.status("connected", "ok");
           replay(answer, asked);
         }
         if (syncAgain) {

@@ -304,3 +304,279 @@ def test_the_publisher_fails_loudly(app, publish, name, args, url, code, error):
     result = publish(*args) if url is None else publish(*args, url=url)
     assert (result.returncode, result.stdout) == (code, "")
     assert error in result.stderr
+
+
+# Live: two server processes sharing one Redis, real clients over WebSocket.
+
+def test_a_connection_without_login_is_told_why(servers):
+    anonymous, refusals = socketio.Client(), []
+    anonymous.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(servers[0].url, auth={"user": "bob"}, transports=["websocket"], wait_timeout=5)
+    assert refusals == [{"message": "log in first"}]
+
+
+def call_send(sio, to, text):
+    """Send a notification from a live client; its acknowledgement."""
+    return sio.call("send_notification", {"to": to, "text": text, "key": key()}, timeout=5)
+
+
+def test_a_notifies_b_across_two_processes(servers, connect, name, notify):
+    alice, bob, carol = name("alice"), name("bob"), name("carol")
+    sender = connect(servers[0], alice)
+    tabs = [connect(servers[0], bob), connect(servers[1], bob)]
+    other = connect(servers[1], carol)
+    call_send(sender, bob, "hello bob")
+    for tab in tabs:
+        assert next_event(tab, "notification")["text"] == "hello bob"
+    notify(bob, "marker")
+    notify(carol, "marker")
+    for client in [*tabs, other]:
+        assert next_event(client, "notification")["text"] == "marker"  # bob's came once, carol got none of it
+
+
+@pytest.mark.parametrize("via", ["channel", "queue"])
+def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish, via):
+    bob = name("bob")
+    tab = connect(servers[1], bob)
+    result = publish("--to", bob, "--sender", "cron", "--via", via, "backup done")
+    assert result.returncode == 0, result.stderr
+    entry_id = re.fullmatch(rf"notification (\d+-\d+) for {bob} stored and pushed via {via}\n", result.stdout)[1]
+    assert next_event(tab, "notification") == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron",
+                                                "text": "backup done", "at": pytest.approx(time.time(), abs=5)}
+
+
+def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, notify):
+    alice, bob = name("alice"), name("bob")
+    sender = connect(servers[0], alice)
+    log_in_over_http(servers[1], bob)
+    sent = [call_send(sender, bob, text)["id"] for text in ("one", "two", "three")]
+    tab = connect(servers[1], bob)
+    replay = next_event(tab, "replay")
+    assert [(n["prev"], n["id"], n["text"]) for n in replay["notifications"]] == [
+        ("0-0", sent[0], "one"), (sent[0], sent[1], "two"), (sent[1], sent[2], "three")]
+    notify(bob, "marker")
+    assert next_event(tab, "notification")["text"] == "marker"  # nothing repeated before it
+
+
+def test_a_dropped_connection_gets_the_gap_and_no_duplicates(servers, connect, name, notify):
+    bob = name("bob")
+    tab = connect(servers[0], bob)
+    first = notify(bob, "before")
+    assert next_event(tab, "notification")["id"] == first
+    tab.disconnect()
+    notify(bob, "missed 1")
+    notify(bob, "missed 2")
+    again = connect(servers[1], bob, auth={"last_id": first})
+    assert texts(next_event(again, "replay")["notifications"]) == ["missed 1", "missed 2"]
+    notify(bob, "live")
+    assert next_event(again, "notification")["text"] == "live"
+
+
+def test_marking_read_updates_every_tab_in_every_process(servers, connect, name, notify):
+    bob = name("bob")
+    tabs = [connect(servers[0], bob), connect(servers[1], bob)]
+    entry_id = notify(bob, "read me")
+    for tab in tabs:
+        assert next_event(tab, "notification")["id"] == entry_id
+    assert tabs[0].call("mark_read", {"up_to": entry_id}, timeout=5) == {"read_up_to": entry_id}
+    for tab in tabs:
+        assert next_event(tab, "read") == {"read_up_to": entry_id}
+
+
+def test_forged_publishes_reach_no_page(servers, connect, name, notify, redis_url):
+    """Issue 11, case 3: a raw PUBLISH (a fake notification, a doorbell for nothing stored) shows nothing."""
+    bob = name("bob")
+    tabs = [connect(server, bob) for server in servers]
+    with redis.Redis.from_url(redis_url) as r:
+        r.publish("notifications", '{"id": 1000000, "to": "%s", "from": "admin", "text": "fake"}' % bob)
+        r.publish("notifications", '{"id": "9999999999999-0", "to": "%s"}' % bob)
+    real = notify(bob, "real")
+    for tab in tabs:
+        assert next_event(tab, "notification") == {"id": real, "prev": "0-0", "to": bob, "from": "tester",
+                                                    "text": "real", "at": pytest.approx(time.time(), abs=5)}
+
+
+def test_a_sender_over_the_limit_is_refused_in_every_process(servers, connect, name, log_in_over_http, redis_url):
+    """Issue 11, case 5: the per-sender limit lives in Redis, so two processes share it: exactly 60 stored."""
+    alice, bob = name("alice"), name("bob")
+    log_in_over_http(servers[0], bob)
+    senders = [connect(server, alice) for server in servers]
+    answers = [call_send(senders[n % 2], bob, f"flood {n}") for n in range(64)]
+    assert sum("id" in answer for answer in answers) == 60
+    assert all(answer["error"].startswith("too many notifications: at most 60 every 10 s") for answer in answers[60:])
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.xlen(f"notifications:{bob}") == 60
+
+
+def test_eventlet_holds_5000_connections(start_servers, redis_url, connect, name, notify):
+    """Issue 11, case 6: eventlet's server admits connection 5,001 (its default pool stopped at 1,024)."""
+    [server] = start_servers(1, "eventlet", redis_url)
+    idle = []
+    try:
+        for n in range(1, 5001):  # connected, asking nothing: each holds one of the server's green threads
+            idle.append(socket.create_connection(("127.0.0.1", server.port)))
+            if n % 40 == 0:  # one request answered: the 39 before it were accepted (its listen queue holds 50)
+                idle[-1].sendall(b"GET /missing HTTP/1.1\r\nHost: test\r\n\r\n")
+                assert idle[-1].recv(12) == b"HTTP/1.1 404"
+        bob = name("bob")
+        tab = connect(server, bob)
+        notify(bob, "still serving")
+        assert next_event(tab, "notification")["text"] == "still serving"
+        assert len(psutil.Process(server.process.pid).net_connections()) >= 5001
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
+def test_without_redis_url_the_app_runs_its_own_redis_and_says_how_to_share_it(start_servers, connect, name,
+                                                                               async_mode):
+    [first] = start_servers(1, async_mode, "")
+    shared = re.search(r"REDIS_URL=(redis://:\w+@\S+) PORT=5001 python app.py", first.output()).group(1)
+    [private] = psutil.Process(first.process.pid).children()
+    assert private.name() == "redis-server"
+    [second] = start_servers(1, async_mode, shared)
+    alice, bob = name("alice"), name("bob")
+    tab = connect(second, bob)
+    call_send(connect(first, alice), bob, "one Redis, two servers")
+    assert next_event(tab, "notification")["text"] == "one Redis, two servers"
+
+    first.process.send_signal(signal.SIGTERM)  # to app.py alone: it must stop its Redis itself
+    first.process.wait(10)
+    private.wait(10)
+    assert not psutil.pid_exists(private.pid)
+
+
+# In the browser: the page's own logic (notifications.js) under the faults of issue 11.
+
+def page_items(page):
+    return expect(page.locator("#notifications li"))
+
+
+def test_a_missed_push_is_recovered_at_once(servers, open_page, name, redis_url, notify):
+    """Issue 11, case 1: a push that never came (its doorbell lost) is fetched when the next one shows the gap."""
+    bob = name("bob")
+    page = open_page(servers[0].url, bob)
+    expect(page.locator("#status")).to_have_text(f"connected as {bob}")
+    notify(bob, "one")
+    page_items(page).to_have_text(["tester: one"])
+    with redis.Redis.from_url(redis_url) as r:  # stored, but nobody told: a listener that lost its connection
+        notification_store.store(notification_store.connect(redis_url), bob, "tester", "two", key(), ring=False,
+                                 limit=None)
+        assert r.xlen(f"notifications:{bob}") == 2
+    notify(bob, "three")
+    page_items(page).to_have_text(["tester: three", "tester: two", "tester: one"])
+    expect(page.locator("#unread")).to_have_text("3")
+
+
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
+def test_redis_restarts_empty_and_ids_never_repeat(durable_redis, start_servers, open_page, connect, name,
+                                                   async_mode):
+    """Issue 11, case 2: Redis loses everything; sends work at once, the page starts again, nothing dropped."""
+    alice, bob = name("alice"), name("bob")
+    [server] = start_servers(1, async_mode, durable_redis.url)
+    watcher, sender = connect(server, bob), connect(server, alice)
+    page = open_page(server.url, bob)
+    expect(page.locator("#status")).to_have_text(f"connected as {bob}")
+    before = [call_send(sender, bob, text)["id"] for text in ("one", "two")]
+    page_items(page).to_have_text([f"{alice}: two", f"{alice}: one"])
+
+    durable_redis.forget()
+    durable_redis.start()
+    next_event(watcher, "resync", timeout=10)  # the server is back on Redis, and knows bob again
+    after = call_send(sender, bob, "after the reset")["id"]
+    assert notification_store.ID.fullmatch(after) and after not in before
+    assert [int(part) for part in after.split("-")] > [int(part) for part in before[-1].split("-")]
+    page_items(page).to_have_text([f"{alice}: after the reset"])
+    page.reload()
+    page_items(page).to_have_text([f"{alice}: after the reset"])
+
+
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
+def test_an_ambiguous_send_shows_sending_then_is_stored_once(durable_redis, start_servers, open_page, connect, name,
+                                                            publish, async_mode):
+    """Issue 11, case 4: while Redis is away the page says "sending…", sends again with its key, stores once."""
+    alice, bob = name("alice"), name("bob")
+    [server] = start_servers(1, async_mode, durable_redis.url)
+    tab = connect(server, bob)
+    page = open_page(server.url, alice)
+    page_send(page, bob, "before")
+    expect(page.locator("#send-result")).to_have_text("sent")
+    before = next_event(tab, "notification")["id"]
+
+    durable_redis.stop()
+    assert next_event(tab, "status") == {"available": False, "error": UNAVAILABLE}
+    expect(page.locator("#status")).to_have_text(UNAVAILABLE)
+    page_send(page, bob, "during")
+    expect(page.locator("#send-result")).to_have_text("sending…")
+    failed = publish("--to", bob, "lost too", url=durable_redis.url)
+    assert failed.returncode == 1 and "cannot reach Redis" in failed.stderr
+    assert requests.get(server.url, timeout=5).status_code == 200  # pages still load
+
+    durable_redis.start()
+    expect(page.locator("#send-result")).to_have_text("sent", timeout=10000)
+    expect(page.locator("#status")).to_have_text(f"connected as {alice}")
+    # Whether its doorbell rang before this process listened again or after, bob's tab can have it.
+    assert texts(tab.call("sync", {"last_id": before}, timeout=5)["notifications"]) == ["during"]
+    with redis.Redis.from_url(durable_redis.url, decode_responses=True) as r:
+        assert [fields["text"] for _, fields in r.xrange(f"notifications:{bob}")] == ["before", "during"]
+
+
+def test_a_flooded_page_shows_the_newest_page_and_older_on_demand(servers, open_page, log_in_over_http, name, notify):
+    """Issue 11, case 5: 150 notifications: the page keeps the newest 100, and each number once after a reload."""
+    bob = name("bob")
+    log_in_over_http(servers[0], bob)
+    for n in range(150):
+        notify(bob, f"n{n}")
+    page = open_page(servers[0].url, bob)
+    page_items(page).to_have_count(100)
+    expect(page.locator("#notifications li").first).to_have_text("tester: n149")
+    page.click("#show-older")
+    page_items(page).to_have_count(150)
+    expect(page.locator("#notifications li").last).to_have_text("tester: n0")
+    notify(bob, "live")
+    expect(page.locator("#notifications li").first).to_have_text("tester: live")
+    page.reload()
+    page_items(page).to_have_count(100)
+    ids = page.eval_on_selector_all("#notifications li", "items => items.map((li) => li.dataset.id)")
+    assert len(set(ids)) == 100
+
+
+def test_two_users_on_two_processes_in_the_browser(servers, open_page, name):
+    alice, bob = name("alice"), name("bob")
+    bob_page, alice_page = open_page(servers[1].url, bob), open_page(servers[0].url, alice)
+    expect(bob_page.locator("#status")).to_have_text(f"connected as {bob}")
+    page_send(alice_page, bob, "<b>hi</b> bob")
+    expect(alice_page.locator("#send-result")).to_have_text("sent")
+    page_items(bob_page).to_have_text([f"{alice}: <b>hi</b> bob"])
+    expect(bob_page.locator("#unread")).to_have_text("1")
+
+    bob_page.click("#mark-read")
+    expect(bob_page.locator("#unread")).to_have_text("0")
+    bob_page.reload()  # the read mark is in Redis, not in the page
+    page_items(bob_page).to_have_count(1)
+    expect(bob_page.locator("#notifications li.unread")).to_have_count(0)
+
+    bob_page.evaluate("socket.disconnect()")  # bob goes away; alice writes meanwhile
+    page_send(alice_page, bob, "while you were away")
+    expect(alice_page.locator("#send-result")).to_have_text("sent")
+    bob_page.evaluate("socket.connect()")  # auth sends the last id it holds: the server replays what follows
+    page_items(bob_page).to_have_text([f"{alice}: while you were away", f"{alice}: <b>hi</b> bob"])
+    expect(bob_page.locator("#unread")).to_have_text("1")
+
+    page_send(alice_page, "nobody-ever", "anyone there?")
+    expect(alice_page.locator("#send-result")).to_have_text("not sent: nobody called 'nobody-ever' has logged in yet")
+
+
+def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publisher(servers, nginx, open_page,
+                                                                                      connect, publish, name):
+    alice, bob = name("alice"), name("bob")
+    page = open_page(nginx.url, bob)  # polling first, then the WebSocket upgrade, both through nginx
+    expect(page.locator("#status")).to_have_text(f"connected as {bob}")
+    for server in servers:
+        call_send(connect(server, alice), bob, f"from {server.port}")
+    assert publish("--to", bob, "--sender", "cron", "from publish.py").returncode == 0
+    page_items(page).to_have_text(
+        ["cron: from publish.py", f"{alice}: from {servers[1].port}", f"{alice}: from {servers[0].port}"])
+    expect(page.locator("#unread")).to_have_text("3")
