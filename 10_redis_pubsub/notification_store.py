@@ -37,7 +37,7 @@ NAME = re.compile(r"[a-z0-9_-]{1,32}")
 RESERVED = frozenset({"admin", "administrator", "root", "system", "publisher", "server", "support", "null"})
 ID = re.compile(r"(\d{1,15})-(\d{1,15})")  # a stream id; 15 digits keep both parts far below 2**64
 KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
-RETRY_DELAYS = (0.1, 0.2, 0.5, 1, 2)  # seconds between attempts to reach Redis again; the last one repeats
+RETRY_DELAYS = (0.1, 0.2, 0.5)  # seconds between attempts to reach Redis again; the last one repeats
 
 # Store a notification and ring the doorbell, in one atomic step: nobody can be told about a
 # notification that is not stored, or miss one stored between the two; a send whose key was
@@ -52,7 +52,10 @@ if tonumber(ARGV[6]) > 0 then
   if count == 1 then redis.call('EXPIRE', KEYS[4], ARGV[7]) end
   if count > tonumber(ARGV[6]) then return {'limited', redis.call('TTL', KEYS[4])} end
 end
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {'unknown'} end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {'forgotten'} end
+  return {'unknown'}
+end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local prev = '0-0'
 if #last > 0 then prev = last[1][1] end
@@ -88,6 +91,10 @@ def private_room(name):
 
 class UnknownRecipient(ValueError):
     """The recipient never logged in, so nobody would ever read the notification."""
+
+
+class Forgotten(redis.RedisError):
+    """Redis has no users at all: it lost its data moments ago, and the servers are registering theirs again."""
 
 
 class RateLimited(ValueError):
@@ -159,7 +166,8 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
 
     Returns its id: the same id for every call with the same sender and key.
     Raises UnknownRecipient, RateLimited, ValueError for bad input, redis.RedisError
-    when Redis is away (then it may or may not be stored: send again with the same key).
+    when Redis is away (then it may or may not be stored: send again with the same key)
+    or Forgotten (Redis restarted empty, and knows no users until the servers tell it again).
     ``limit=None`` is for trusted senders (publish.py).
     """
     to, sender, text, key = check_name(to), check_name(sender), check_text(text), check_key(key)
@@ -167,6 +175,8 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
     outcome, *detail = r.eval(STORE_SCRIPT, 5, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
                               f"notifications:rate:{sender}", CHANNEL,
                               to, sender, text, KEEP, "1" if ring else "0", count, window, KEY_TTL)
+    if outcome == "forgotten":
+        raise Forgotten("Redis lost its data: the servers register their connected users again, try again")
     if outcome == "unknown":
         raise UnknownRecipient(f"nobody called {to!r} has logged in yet")
     if outcome == "limited":

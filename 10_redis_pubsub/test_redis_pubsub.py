@@ -1,9 +1,13 @@
 """Chapter 10: notifications through Redis reach the right user's tabs in any process, and none is lost."""
+import json
 import re
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -580,3 +584,15 @@ def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publ
     page_items(page).to_have_text(
         ["cron: from publish.py", f"{alice}: from {servers[1].port}", f"{alice}: from {servers[0].port}"])
     expect(page.locator("#unread")).to_have_text("3")
+
+
+def test_the_chaos_rig_in_miniature_loses_nothing_and_shows_nothing_twice():
+    """`make chaos` at its smallest (kill -9, Redis restarted, forged publishes): every count exact."""
+    result = subprocess.run([sys.executable, "chaos.py", "--smoke", "--json"], cwd=Path(__file__).parent,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout.splitlines()[-1])
+    assert [row["fault"] for row in rows] == ["kill -9 a server", "restart Redis (AOF)", "forged PUBLISH"]
+    for row in rows:
+        assert row["sent"] > 0 and row["sent"] == row["acknowledged"] + row["refused"]
+        assert (row["refused"], row["unresolved"], row["lost"], row["twice"], row["forged"]) == (0, 0, 0, 0, 0), row
