@@ -1,4 +1,4 @@
-"""10 · Redis pub/sub: a notification service for several server processes, nothing lost (notes: redis订阅+websocket)."""
+"""10 · Redis pub/sub: notifications for several server processes, nothing lost (notes: redis订阅+websocket)."""
 import os
 
 if __name__ == "__main__":
@@ -11,7 +11,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 import redis  # noqa: E402
-from flask import Flask, current_app, redirect, render_template, request, send_from_directory, session, url_for  # noqa: E402,E501
+from flask import (Flask, current_app, redirect, render_template, request, send_from_directory,  # noqa: E402
+                   session, url_for)
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room  # noqa: E402
 
 import notification_store as store  # noqa: E402

@@ -9,6 +9,7 @@ stream, so nothing but a stored notification ever reaches a page.
 Keys (``<name>`` is a user name):
 
 - ``users``: a set of every name that logged in or is connected (the known recipients);
+- ``users:since``: when (Redis's clock) that set was first filled: just now means Redis lost its data;
 - ``notifications:<name>``: a stream of the notifications, capped at ``KEEP`` entries.
   Its ids (``<milliseconds>-<n>``) come from Redis's clock and always grow, even
   when Redis lost everything, so an id is never given twice; each entry names the
@@ -33,6 +34,10 @@ PAGE = 100  # notifications per replay, and the newest a page shows
 MAX_TEXT = 500
 RATE_LIMIT = (60, 10)  # sends per sender per window of seconds
 KEY_TTL = 24 * 3600  # seconds a send's idempotency key is remembered
+# Seconds after a Redis first has users (after a start empty) during which an unknown recipient means
+# "not registered again yet" (try again), not "nobody by that name": every server's subscriber
+# registers its connected users within a second of reaching Redis.
+REGISTERING = 3
 NAME = re.compile(r"[a-z0-9_-]{1,32}")
 RESERVED = frozenset({"admin", "administrator", "root", "system", "publisher", "server", "support", "null"})
 ID = re.compile(r"(\d{1,15})-(\d{1,15})")  # a stream id; 15 digits keep both parts far below 2**64
@@ -42,8 +47,8 @@ RETRY_DELAYS = (0.1, 0.2, 0.5)  # seconds between attempts to reach Redis again;
 # Store a notification and ring the doorbell, in one atomic step: nobody can be told about a
 # notification that is not stored, or miss one stored between the two; a send whose key was
 # stored already gets the same id again instead of a second copy.
-# KEYS: users, the recipient's stream, the send's key, the sender's rate counter, the channel.
-# ARGV: to, from, text, KEEP, ring the doorbell ('1'/'0'), limit (0: none), window, key TTL.
+# KEYS: users, the recipient's stream, the send's key, the sender's rate counter, the channel, users:since.
+# ARGV: to, from, text, KEEP, ring the doorbell ('1'/'0'), limit (0: none), window, key TTL, REGISTERING.
 STORE_SCRIPT = """
 local done = redis.call('GET', KEYS[3])
 if done then return {'stored', done} end
@@ -53,7 +58,8 @@ if tonumber(ARGV[6]) > 0 then
   if count > tonumber(ARGV[6]) then return {'limited', redis.call('TTL', KEYS[4])} end
 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
-  if redis.call('EXISTS', KEYS[1]) == 0 then return {'forgotten'} end
+  local since = redis.call('GET', KEYS[6])
+  if not since or tonumber(redis.call('TIME')[1]) - tonumber(since) < tonumber(ARGV[9]) then return {'forgotten'} end
   return {'unknown'}
 end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
@@ -63,6 +69,13 @@ local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'prev', prev
 redis.call('SET', KEYS[3], id, 'EX', ARGV[8])
 if ARGV[5] == '1' then redis.call('PUBLISH', KEYS[5], cjson.encode({to = ARGV[1], id = id})) end
 return {'stored', id}
+"""
+
+# Add users to the known recipients, and note when this Redis first had any (its TIME, seconds).
+# KEYS: users, users:since. ARGV: the names.
+REGISTER_SCRIPT = """
+redis.call('SADD', KEYS[1], unpack(ARGV))
+redis.call('SET', KEYS[2], redis.call('TIME')[1], 'NX')
 """
 
 # Move a user's read mark forward to ARGV[1], never backwards (two tabs at once) and never past
@@ -94,7 +107,7 @@ class UnknownRecipient(ValueError):
 
 
 class Forgotten(redis.RedisError):
-    """Redis has no users at all: it lost its data moments ago, and the servers are registering theirs again."""
+    """Redis lost its data moments ago: the servers are registering their connected users again."""
 
 
 class RateLimited(ValueError):
@@ -158,7 +171,7 @@ def check_key(key):
 def register(r, *names):
     """Make ``names`` known recipients."""
     if names:
-        r.sadd("users", *names)
+        r.eval(REGISTER_SCRIPT, 2, "users", "users:since", *names)
 
 
 def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
@@ -172,9 +185,9 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
     """
     to, sender, text, key = check_name(to), check_name(sender), check_text(text), check_key(key)
     count, window = limit or (0, 1)
-    outcome, *detail = r.eval(STORE_SCRIPT, 5, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
-                              f"notifications:rate:{sender}", CHANNEL,
-                              to, sender, text, KEEP, "1" if ring else "0", count, window, KEY_TTL)
+    outcome, *detail = r.eval(STORE_SCRIPT, 6, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
+                              f"notifications:rate:{sender}", CHANNEL, "users:since",
+                              to, sender, text, KEEP, "1" if ring else "0", count, window, KEY_TTL, REGISTERING)
     if outcome == "forgotten":
         raise Forgotten("Redis lost its data: the servers register their connected users again, try again")
     if outcome == "unknown":

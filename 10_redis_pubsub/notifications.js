@@ -122,7 +122,8 @@
     socket.on("replay", (answer) => replay(answer));
     socket.on("read", ({ read_up_to }) => read(read_up_to));
     socket.on("resync", sync);  // Redis is back: fetch what was stored while nobody listened
-    socket.on("status", ({ available, error }) => available ? view.status("connected", "ok") : view.status(error, "error"));
+    socket.on("status", ({ available, error }) =>
+      available ? view.status("connected", "ok") : view.status(error, "error"));
     socket.on("connect_error", (error) => view.status(`refused: ${error.message}`, "error"));
     socket.on("disconnect", (reason) => view.status(`disconnected: ${reason}`, "error"));
 
