@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 import notification_store
 from tutorial import ASYNC_MODES
 from tutorial.servers import free_port
-from tutorial.testing import next_event, received_until, until
+from tutorial.testing import next_event, received_until
 
 LONG = "x" * 501
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"
@@ -419,7 +419,7 @@ def test_eventlet_holds_5000_connections(start_servers, redis_url, connect, name
     idle = []
     try:
         for n in range(1, 5001):  # connected, asking nothing: each holds one of the server's green threads
-            idle.append(socket.create_connection(("127.0.0.1", server.port)))
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             if n % 40 == 0:  # one request answered: the 39 before it were accepted (its listen queue holds 50)
                 idle[-1].sendall(b"GET /missing HTTP/1.1\r\nHost: test\r\n\r\n")
                 assert idle[-1].recv(12) == b"HTTP/1.1 404"
