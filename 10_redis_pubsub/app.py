@@ -191,6 +191,8 @@ def sync(data):
         after = last_seen(data)
         allow_replay()
         return replay(session["username"], after)
+    except TooMany as error:
+        return {"error": str(error), "retry": True}
     except ValueError as error:
         return reject("sync", str(error))
     except redis.RedisError:
@@ -204,6 +206,8 @@ def older(data):
         newest = store.check_id(data.get("before") if isinstance(data, dict) else None, "before")
         allow_replay()
         notifications, more = store.before(current_app.extensions["redis"], session["username"], newest)
+    except TooMany as error:
+        return {"error": str(error), "retry": True}
     except ValueError as error:
         return reject("older", str(error))
     except redis.RedisError:
@@ -252,14 +256,18 @@ def last_seen(data):
 replays = {}  # sid -> (start of its window, requests in it): one client cannot keep a server busy replaying
 
 
+class TooMany(ValueError):
+    """This connection asked for replays too often: try again in a moment."""
+
+
 def allow_replay():
-    """Count a sync/older request of this connection, or ValueError once it asked too often."""
+    """Count a sync/older request of this connection, or TooMany once it asked too often."""
     count, window = REPLAYS
     start, made = replays.get(request.sid, (time.monotonic(), 0))
     if time.monotonic() - start > window:
         start, made = time.monotonic(), 0
     if made >= count:
-        raise ValueError(f"too many requests: at most {count} every {window} s")
+        raise TooMany(f"too many requests: at most {count} every {window} s")
     replays[request.sid] = (start, made + 1)
 
 

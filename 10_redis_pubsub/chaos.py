@@ -73,6 +73,7 @@ class Rig:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         threading.Thread(target=self.read_events, daemon=True).start()
         self.wait_for("ready")
+        self.tabs = tabs
         self.recipients = sorted({tab["user"] for tab in tabs})
         self.tabs_of = {user: [n for n, tab in enumerate(tabs) if tab["user"] == user] for user in self.recipients}
 
@@ -176,7 +177,19 @@ def run(args):
         settle(rig, args.settle)
     finally:
         rig.stop()
+    if args.explain:
+        explain(rig)
     return [count(rig, phase) for phase in phases]
+
+
+def explain(rig):
+    """Print every missing delivery with what its tab last said (to debug a loss)."""
+    sends = [e for e in rig.events if e["e"] == "sent"]
+    shows = {(e["tab"], e["text"]) for e in rig.events if e["e"] == "show"}
+    for text, tab in missing(rig, sends, shows):
+        said = [e for e in rig.events if e.get("tab") == tab and e["e"] in ("status", "show")][-3:]
+        sent = next(s for s in sends if s["text"] == text)
+        print(f"missing on tab {tab} ({rig.tabs[tab]['url']}): {sent} - its last events: {said}")
 
 
 def missing(rig, sends, shows):
@@ -264,6 +277,7 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds: 2 processes, no nginx, 4 tabs, 2 senders, 3 faults, 1 s each")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON (for the suite)")
+    parser.add_argument("--explain", action="store_true", help="print each missing delivery and its tab's last events")
     args = parser.parse_args(argv)
     if args.smoke:
         args.servers, args.recipients, args.senders, args.rate, args.nginx = 2, 2, 2, 5, False

@@ -6,6 +6,7 @@
 
   const ANSWER_TIMEOUT = 5000;  // ms before a send counts as unanswered (and is sent again, same key)
   const RETRY_DELAYS = [250, 500, 1000, 2000, 5000];  // ms before sending again; the last repeats
+  const SYNC_AGAIN = 1000;  // ms before asking again when the server said "try again" (Redis away, too many)
 
   // Ids are "<milliseconds>-<n>" (Redis stream ids): compare them as two numbers.
   function compare(a, b) {
@@ -29,7 +30,7 @@
   function connectNotifications(io, view, { url, options = {}, keep = 100 } = {}) {
     let head = null;  // the newest id this page holds in an unbroken run; null: none yet, or starting again
     let generation = 0;  // +1 when the page starts again: answers to older requests are then ignored
-    let readUpTo = "0-0", extra = 0, syncing = false, syncAgain = false;
+    let readUpTo = "0-0", extra = 0, syncing = false, syncAgain = false, syncTimer = null;
     const shown = new Map();  // id -> notification, the newest `keep` (+ `extra` older ones asked for)
     const socket = io(url, { ...options, auth: (send) => send(head === null ? {} : { last_id: head }) });
 
@@ -96,6 +97,7 @@
         syncing = false;
         if (timeout || answer.error) {
           if (answer?.error) view.status(answer.error, "error");
+          if (answer?.retry) syncSoon();
           syncAgain = syncAgain || (timeout && socket.connected);  // a lost answer: ask again
         } else {
           view.status("connected", "ok");
@@ -106,6 +108,12 @@
           sync();
         }
       });
+    }
+
+    // Nothing else would tell a page that Redis is reachable again for it (its server's subscriber
+    // may never have lost Redis): ask again a moment later, until an answer comes.
+    function syncSoon() {
+      if (syncTimer === null) syncTimer = setTimeout(() => { syncTimer = null; sync(); }, SYNC_AGAIN);
     }
 
     socket.on("notification", (n) => {
@@ -122,8 +130,11 @@
     socket.on("replay", (answer) => replay(answer));
     socket.on("read", ({ read_up_to }) => read(read_up_to));
     socket.on("resync", sync);  // Redis is back: fetch what was stored while nobody listened
-    socket.on("status", ({ available, error }) =>
-      available ? view.status("connected", "ok") : view.status(error, "error"));
+    socket.on("status", ({ available, error }) => {
+      if (available) return view.status("connected", "ok");
+      view.status(error, "error");
+      syncSoon();
+    });
     socket.on("connect_error", (error) => view.status(`refused: ${error.message}`, "error"));
     socket.on("disconnect", (reason) => view.status(`disconnected: ${reason}`, "error"));
 

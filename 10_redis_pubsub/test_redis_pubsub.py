@@ -244,7 +244,7 @@ def test_replays_are_paged_and_limited(log_in, name, notify):
     assert (texts(older["notifications"]), older["more"]) == (["n0", "n1", "n2", "n3", "n4"], False)
     answers = [tab.emit("sync", {"last_id": rest["notifications"][-1]["id"]}, callback=True) for _ in range(10)]
     assert sum("error" in answer for answer in answers) == 3  # 10 requests per 10 s: 7 more after the 3 above
-    assert answers[-1]["error"] == "too many requests: at most 10 every 10 s"
+    assert answers[-1] == {"error": "too many requests: at most 10 every 10 s", "retry": True}
 
 
 def test_garbage_and_forged_doorbells_on_the_channel_deliver_nothing(log_in, name, redis_url):
