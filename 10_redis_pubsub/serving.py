@@ -7,8 +7,6 @@ import atexit
 import os
 import signal
 
-from private_redis import PrivateRedis
-
 # Eventlet's WSGI server serves at most this many connections at once (its default, 1024,
 # would leave tab 1,023 on "connecting…"); each idle one costs a green thread, a few KB.
 EVENTLET_CONNECTIONS = 10_000
@@ -45,6 +43,9 @@ def decline_websocket_compression(wsgi_app):
 
 def start_private_redis():
     """No REDIS_URL: run a private redis-server (with a random password) for as long as this process."""
+    # Imported here, not above: app.py imports this module before monkey patching, and
+    # private_redis imports socket and redis, which must come after it.
+    from private_redis import PrivateRedis
     private = PrivateRedis().start()
     atexit.register(private.remove)
     print(f" * No REDIS_URL: started a private Redis at {private.url}\n"
