@@ -226,8 +226,8 @@ def count(rig, phase):
     erased = [text for text, tab in missing_now if fault == "restart Redis empty" and mine[text]["done"] <= over]
     latencies = sorted(t - mine[text]["t"] for (tab, text), t in first_shown.items() if text in mine)
     # Everything acknowledged up to the end of the fault, shown on every tab of its recipient:
-    caught_up = [first_shown.get((tab, s["text"]), float("inf")) for s in sends if "id" in s and s["t"] < over
-                 for tab in rig.tabs_of.get(s["to"], [])]
+    caught_up = [first_shown.get((tab, s["text"]), float("inf")) for s in sends
+                 if "id" in s and s["t"] < over and s["text"] not in erased for tab in rig.tabs_of.get(s["to"], [])]
     return {
         "fault": fault, "sent": len(sends), "acknowledged": sum("id" in s for s in sends),
         "refused": sum("error" in s for s in sends),
