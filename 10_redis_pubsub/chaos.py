@@ -142,8 +142,8 @@ class Rig:
             self.node.wait()
         if self.nginx is not None:
             self.nginx.stop()
-        for server in self.servers:
-            server.stop()
+        with ThreadPoolExecutor() as stopping:
+            list(stopping.map(ChapterServer.stop, self.servers))
         self.redis.remove()
 
 
