@@ -46,7 +46,8 @@ def create_app(**settings):
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
     app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
-    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop)
+    app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
+    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
 
     @app.get("/")
     def index():
@@ -142,7 +143,7 @@ def send_notification(data):
     return {"id": entry_id}
 
 
-def forward_notifications(redis_url, stop):
+def forward_notifications(redis_url, stop, forwarding):
     """Background task: forward each doorbell rung on Redis to its recipient's tabs in this process.
 
     Every server process runs one, and each delivers only to its own clients
@@ -158,6 +159,7 @@ def forward_notifications(redis_url, stop):
         try:
             listener.subscribe(store.CHANNEL)
             store.register(client, *connected_users())  # a Redis that restarted empty knows them again at once
+            forwarding.set()
             attempt = 0
             socketio.emit("resync", ignore_queue=True)
             while not stop.is_set():
@@ -174,6 +176,7 @@ def forward_notifications(redis_url, stop):
                     if notification is not None:
                         socketio.emit("notification", notification, to=private_room(name), ignore_queue=True)
         except redis.RedisError as error:
+            forwarding.clear()
             if attempt == 0:
                 print(f"lost Redis ({error}): retrying", file=sys.stderr, flush=True)
                 socketio.emit("status", {"available": False, "error": UNAVAILABLE}, ignore_queue=True)

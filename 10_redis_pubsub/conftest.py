@@ -16,6 +16,7 @@ import socketio
 
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer, free_port
+from tutorial.testing import until
 
 import notification_store
 from private_redis import PrivateRedis
@@ -61,9 +62,12 @@ def make_app(chapter, redis_url):
     """Create the chapter's Flask app for in-process tests (the session's Redis unless given); stop its task after."""
     apps = []
 
-    def make_app(url=redis_url):
+    def make_app(url=redis_url, listening=True):
+        """The app; unless ``listening=False``, once its subscriber listens (else a first doorbell rings unheard)."""
         apps.append(chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=url,
                                        MESSAGE_QUEUE=False))
+        if listening:
+            until(apps[-1].extensions["forwarding"].is_set, what="the app's subscriber listening")
         return apps[-1]
 
     yield make_app

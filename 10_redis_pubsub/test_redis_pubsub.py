@@ -264,7 +264,7 @@ def test_garbage_and_forged_doorbells_on_the_channel_deliver_nothing(log_in, nam
 
 
 def test_pages_load_and_say_so_while_redis_is_down(make_app, name):
-    http = make_app(f"redis://127.0.0.1:{free_port()}/0").test_client()  # nothing listens there
+    http = make_app(f"redis://127.0.0.1:{free_port()}/0", listening=False).test_client()  # nothing listens there
     assert http.get("/").status_code == 200
     response = http.post("/login", data={"username": name("ann")})
     assert response.status_code == 503
