@@ -9,7 +9,7 @@ ADMIN_UI := node_modules/@socket.io/admin-ui/ui/dist
 # Jupyter refuses to run as root without --allow-root (containers, some classrooms' machines).
 JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup run test lock notebooks notebooks-clean bench
+.PHONY: setup run test lock notebooks notebooks-clean bench chaos
 
 setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/index.html \
        bench/node_modules/.package-lock.json
@@ -77,3 +77,9 @@ lock:
 	{ echo '# Every package, pinned: generated from requirements.in by `make lock`. Do not edit by hand.'; \
 	  .lock-venv/bin/python -m pip freeze; } > requirements.txt
 	rm -rf .lock-venv
+
+# Chapter 10 under one fault after another, a few minutes per async mode (10_redis_pubsub/README.md).
+# CHAOS_ARGS="--help" lists the sizes and faults.
+chaos: setup
+	cd 10_redis_pubsub && ASYNC_MODE=threading ../$(BIN)/python chaos.py $(CHAOS_ARGS)
+	cd 10_redis_pubsub && ASYNC_MODE=eventlet ../$(BIN)/python chaos.py $(CHAOS_ARGS)

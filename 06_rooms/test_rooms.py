@@ -336,7 +336,8 @@ def test_live_close_room_tells_and_removes_everyone(connect_as):
         member.call("join", {"room": "lobby"}, timeout=5)
     bob.call("close room", {"room": "lobby"}, timeout=5)
     for member, username in ((alice, "alice"), (bob, "bob")):
-        until(lambda member=member: next_event(member, "message") == "bob closed the room lobby.")  # past the announcements
+        # past the announcements of the joins
+        until(lambda member=member: next_event(member, "message") == "bob closed the room lobby.")
         assert member.receive(timeout=5) == ["rooms", {"rooms": [member.sid, f"user:{username}"]}]
 
 

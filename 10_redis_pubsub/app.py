@@ -1,158 +1,159 @@
-"""10 · Redis pub/sub: a notification service for several server processes, nothing lost (notes: redis订阅+websocket)."""
+"""10 · Redis pub/sub: notifications for several server processes, nothing lost (notes: redis订阅+websocket)."""
 import os
 
-if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
-    # First, before anything opens a socket: redis-py reads its sockets with blocking
-    # calls, which would freeze every eventlet green thread, so python-socketio refuses
-    # Redis under eventlet unless the socket library is patched to yield. Only when run
-    # as the server: a process that imports this module (pytest) must stay unpatched.
-    import eventlet
-    eventlet.monkey_patch()
+if __name__ == "__main__":
+    import serving
+    serving.monkey_patch(os.environ.get("ASYNC_MODE", "threading"))  # first, before anything opens a socket
 
-import atexit  # noqa: E402 (after the monkey patching, on purpose)
-import signal  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
+import secrets
+import sys
+import threading
+import time
 
-import redis  # noqa: E402
-from flask import Flask, current_app, redirect, render_template, request, session, url_for  # noqa: E402
-from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room  # noqa: E402
+import redis
+from flask import Flask, current_app, redirect, render_template, request, send_from_directory, session, url_for
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-import notification_store as store  # noqa: E402
-from private_redis import PrivateRedis  # noqa: E402
+import notification_store as store
+import serving
+from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
 
 socketio = SocketIO()
-
+private_room = store.private_room  # "user:<name>": every tab of one user, in every process
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"
-RETRY_DELAYS = (0.1, 0.2, 0.5, 1, 2)  # seconds between attempts to resubscribe; the last one repeats
+REPLAYS = (10, 10)  # sync/older requests per connection per window of seconds
 
 
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(SECRET_KEY="dev", ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"),
-                            REDIS_URL=os.environ.get("REDIS_URL"), MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False)
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"), REDIS_URL=os.environ.get("REDIS_URL"),
+                            MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False, RATE_LIMIT=store.RATE_LIMIT,
+                            SESSION_COOKIE_SAMESITE="Lax")
     app.config.from_prefixed_env()
     app.config.update(settings)
-    if app.config["SECRET_KEY"] == "dev":
-        app.logger.warning("FLASK_SECRET_KEY is not set: using the public development key")
+    use_secret_key(app)
     if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = start_private_redis()
+        app.config["REDIS_URL"] = serving.start_private_redis()
     app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
     # The message queue: every process publishes its emits on this Redis channel and
     # delivers the ones it reads there to its own clients, so rooms span processes.
     # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
     queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
+                      max_http_buffer_size=MAX_PACKET, message_queue=queue, channel=store.SOCKETIO_CHANNEL)
     if not app.config["WEBSOCKET_COMPRESSION"]:
-        app.wsgi_app = decline_websocket_compression(app.wsgi_app)
+        app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
+    guard_the_wire(app, socketio)
+    # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows the sockets, rooms and events of every
+    # process on this Redis: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
+    if app.config.get("ADMIN_PASSWORD"):
+        socketio.server.instrument(auth={"username": "admin", "password": app.config["ADMIN_PASSWORD"]},
+                                   read_only=app.config.get("ADMIN_READ_ONLY", True))
     app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
-    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop)
+    app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
+    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
 
     @app.get("/")
     def index():
-        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"))
+        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"),
+                               page=store.PAGE)
+
+    @app.get("/notifications.js")
+    def notifications_js():
+        """The page's client logic, a file of its own so that the chaos rig runs the very same code under Node."""
+        return send_from_directory(app.root_path, "notifications.js")
 
     @app.post("/login")
     def login():
         """Remember who this browser is (a signed session cookie) and make them a known recipient."""
+        if request.origin not in (None, request.host_url.rstrip("/")):
+            return login_failed("log in from this site's own page", 403)
         try:
-            name = store.check_name(request.form.get("username", "").strip())
+            name = store.check_login_name(request.form.get("username", ""))
             store.register(app.extensions["redis"], name)
         except ValueError as error:
-            return login_failed(app, str(error), 400)
+            return login_failed(str(error), 400)
         except redis.RedisError:
-            return login_failed(app, UNAVAILABLE, 503)
+            return login_failed(UNAVAILABLE, 503)
         session["username"] = name
         return redirect(url_for("index"))
 
     @app.post("/logout")
     def logout():
-        """Forget who this browser is."""
+        """Forget who this browser is (its page closes its connection as it leaves)."""
         session.clear()
         return redirect(url_for("index"))
 
     return app
 
 
-def decline_websocket_compression(wsgi_app):
-    """WSGI middleware: every WebSocket handshake reaches the server as if the client offered no compression.
-
-    Browsers always offer permessage-deflate, and the WebSocket servers of every async mode
-    (eventlet's, simple-websocket's) accept it with no option to refuse; for notifications of
-    a few hundred bytes it costs far more (CPU per message and recipient, ~90 KB of zlib state
-    per connection) than it saves. Node's Socket.IO server declines it by default too.
-    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see the README, "Compression".
-    """
-    def without_compression_offer(environ, start_response):
-        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return wsgi_app(environ, start_response)
-
-    return without_compression_offer
-
-
-def login_failed(app, error, status):
+def login_failed(error, status):
     """The login form again, saying why."""
     return render_template("index.html", async_mode=socketio.async_mode, username=None, error=error), status
 
 
-def start_private_redis():
-    """No REDIS_URL: run a private redis-server for as long as this process, and say how to share it."""
-    private = PrivateRedis().start()
-    atexit.register(private.remove)
-    # Ctrl-C unwinds through atexit already; make a plain `kill` act as Ctrl-C. (Not
-    # sys.exit: under eventlet a SystemExit raised in a green thread can leave the server up.)
-    # Only as `python app.py`: under gunicorn, SIGTERM is gunicorn's graceful stop.
-    if __name__ == "__main__":
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    print(f" * No REDIS_URL: started a private Redis at {private.url}\n"
-          f" * Run a second server on it: REDIS_URL={private.url} PORT=5001 python app.py\n"
-          f" * Publish to it: REDIS_URL={private.url} python publish.py --to NAME \"hello\"", flush=True)
-    return private.url
+# The lesson: each connection joins its user's room; a notification is stored, then
+# announced; every process forwards what it hears to its own tabs; a tab that was
+# away asks for what it missed, after the last notification it holds.
 
-
-def private_room(name):
-    """The room the server puts every connection of user ``name`` in: one address for all their tabs."""
-    return f"user:{name}"
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def catch_up(name, after):
-    """Send this connection every notification of ``name`` numbered above ``after``, and the read mark.
-
-    Returns how many it sent, or None when Redis is away (the page then shows it).
-    """
+@socketio.on("connect")
+def connect(auth):
+    """Admit only a logged-in user, put the connection in that user's room, and send what it missed."""
+    if forged("connect"):
+        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
+    name = session.get("username")
+    if name is None:
+        raise ConnectionRefusedError("log in first")
+    # The room comes from the signed session cookie, never from anything the client sends.
+    join_room(private_room(name))
     try:
-        missed = store.since(current_app.extensions["redis"], name, after)
-        mark = store.read_up_to(current_app.extensions["redis"], name)
+        after = last_seen(auth)
+    except ValueError as error:
+        reject("connect", str(error))
+        after = None  # the newest page again is safe: the page shows each notification once
+    try:
+        store.register(current_app.extensions["redis"], name)  # again: Redis may have lost its users
+        emit("replay", replay(name, after))
     except redis.RedisError:
         emit("status", {"available": False, "error": UNAVAILABLE})
-        return None
+        return
     emit("status", {"available": True})
-    emit("read", {"read_up_to": mark})
-    for notification in missed:
-        emit("notification", notification)
-    return len(missed)
 
 
-def last_seen(data):
-    """The ``last_id`` a client sent (the highest notification number it has), or ValueError."""
-    last_id = data.get("last_id", 0) if isinstance(data, dict) else None
-    if type(last_id) is not int or last_id < 0:
-        raise ValueError("'last_id' must be a whole number, 0 or more")
-    return last_id
+@socketio.on("disconnect")
+def disconnect(reason=None):
+    """Forget the connection's replay allowance."""
+    if forged("disconnect"):
+        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
+    replays.pop(request.sid, None)
 
 
-def forward_notifications(redis_url, stop):
-    """Background task: forward each notification announced on Redis to its recipient's tabs in this process.
+@socketio.on("send_notification")
+def send_notification(data):
+    """Notify another user: store it in Redis, then ring the doorbell; the ack gives its id, or why not.
+
+    ``key`` makes the send idempotent: the page sends again with the same key until it
+    gets a definite answer, and a key that was stored gets its id back, not a second copy.
+    """
+    if not isinstance(data, dict):
+        return reject("send_notification", "send an object {to, text, key}")
+    try:
+        entry_id = store.store(current_app.extensions["redis"], data.get("to"), session["username"], data.get("text"),
+                               data.get("key"), limit=current_app.config["RATE_LIMIT"])
+    except ValueError as error:
+        return reject("send_notification", str(error))
+    except redis.RedisError:
+        return {"error": UNAVAILABLE, "retry": True}  # maybe stored, maybe not: the same key again settles it
+    return {"id": entry_id}
+
+
+def forward_notifications(redis_url, stop, forwarding):
+    """Background task: forward each doorbell rung on Redis to its recipient's tabs in this process.
 
     Every server process runs one, and each delivers only to its own clients
     (``ignore_queue``): going through the message queue would deliver it once per process.
+    It sends what the store holds, read by id: a doorbell for nothing stored delivers nothing.
     When Redis goes away it retries, and after each (re)subscription it asks the
     clients to ``sync``, which replays whatever was stored while nobody listened.
     """
@@ -162,6 +163,8 @@ def forward_notifications(redis_url, stop):
         listener = client.pubsub(ignore_subscribe_messages=True)
         try:
             listener.subscribe(store.CHANNEL)
+            store.register(client, *connected_users())  # a Redis that restarted empty knows them again at once
+            forwarding.set()
             attempt = 0
             socketio.emit("resync", ignore_queue=True)
             while not stop.is_set():
@@ -169,86 +172,159 @@ def forward_notifications(redis_url, stop):
                 if message is None:
                     continue
                 try:
-                    notification = store.parse(message["data"])
+                    name, entry_id = store.parse_doorbell(message["data"])
                 except ValueError as error:
                     print(f"ignored on {store.CHANNEL}: {error}", file=sys.stderr, flush=True)
                     continue
-                socketio.emit("notification", notification, to=private_room(notification["to"]), ignore_queue=True)
+                if private_room(name) in socketio.server.manager.rooms.get("/", {}):
+                    notification = store.read(client, name, entry_id)
+                    if notification is not None:
+                        socketio.emit("notification", notification, to=private_room(name), ignore_queue=True)
         except redis.RedisError as error:
+            forwarding.clear()
             if attempt == 0:
-                print(f"lost Redis at {redis_url} ({error}): retrying", file=sys.stderr, flush=True)
+                print(f"lost Redis ({error}): retrying", file=sys.stderr, flush=True)
                 socketio.emit("status", {"available": False, "error": UNAVAILABLE}, ignore_queue=True)
-            socketio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+            socketio.sleep(store.retry_delay(attempt))
             attempt += 1
         finally:
             listener.close()
             client.close()
 
 
-@socketio.on("connect")
-def sign_in(auth):
-    """Admit only a logged-in user, put the connection in that user's room, and send what it missed."""
-    name = session.get("username")
-    if name is None:
-        raise ConnectionRefusedError("log in first")
-    # The room comes from the signed session cookie, never from anything the client sends.
-    join_room(private_room(name))
-    try:
-        after = last_seen(auth or {})
-    except ValueError as error:
-        reject("connect", str(error))
-        after = 0  # resending everything is safe: the page shows each number once
-    catch_up(name, after)
-
-
 @socketio.on("sync")
 def sync(data):
-    """Replay the notifications stored after ``last_id`` (the page asks after Redis comes back, or sees a gap)."""
+    """Answer with the notifications stored after ``last_id`` (a page that saw a gap, or Redis came back)."""
     try:
         after = last_seen(data)
+        allow_replay()
+        return replay(session["username"], after)
+    except TooMany as error:
+        return {"error": str(error), "retry": True}
     except ValueError as error:
         return reject("sync", str(error))
-    replayed = catch_up(session["username"], after)
-    return {"error": UNAVAILABLE} if replayed is None else {"replayed": replayed}
-
-
-@socketio.on("send_notification")
-def send_notification(data):
-    """Notify another user: store it in Redis, then announce it; the ack gives its number, or why not."""
-    if not isinstance(data, dict):
-        return reject("send_notification", "send an object {to, text}")
-    try:
-        notification = store.store_and_publish(current_app.extensions["redis"], data.get("to"),
-                                               session["username"], data.get("text"))
-    except ValueError as error:
-        return reject("send_notification", str(error))
     except redis.RedisError:
-        return {"error": UNAVAILABLE}
-    return {"id": notification["id"]}
+        return {"error": UNAVAILABLE, "retry": True}
+
+
+@socketio.on("older")
+def older(data):
+    """Answer with the page of notifications before ``before`` (the page shows only the newest)."""
+    try:
+        newest = store.check_id(data.get("before") if isinstance(data, dict) else None, "before")
+        allow_replay()
+        notifications, more = store.before(current_app.extensions["redis"], session["username"], newest)
+    except TooMany as error:
+        return {"error": str(error), "retry": True}
+    except ValueError as error:
+        return reject("older", str(error))
+    except redis.RedisError:
+        return {"error": UNAVAILABLE, "retry": True}
+    return {"notifications": notifications, "more": more}
 
 
 @socketio.on("mark_read")
 def mark_read(data):
     """Mark notifications up to ``up_to`` as read, in Redis, and tell all the user's tabs in every process."""
-    up_to = data.get("up_to") if isinstance(data, dict) else None
-    if type(up_to) is not int or up_to < 0:
-        return reject("mark_read", "'up_to' must be a whole number, 0 or more")
+    try:
+        up_to = store.check_id(data.get("up_to") if isinstance(data, dict) else None, "up_to")
+    except ValueError as error:
+        return reject("mark_read", str(error))
     name = session["username"]
     try:
         mark = store.mark_read(current_app.extensions["redis"], name, up_to)
     except redis.RedisError:
-        return {"error": UNAVAILABLE}
+        return {"error": UNAVAILABLE, "retry": True}
     # Through the message queue: the user's tabs on the other server processes update too.
     socketio.emit("read", {"read_up_to": mark}, to=private_room(name))
     return {"read_up_to": mark}
 
 
 @socketio.on("join")
-def refuse_join(data):
+def join(data):
     """Refuse the notes' client-chosen rooms: here the server alone decides, from the login."""
     return reject("join", f"rooms are not chosen by clients: you are in {private_room(session['username'])} only")
 
 
+def replay(name, after):
+    """What a page needs to catch up: a page of notifications after ``after`` (the newest if None), the read mark."""
+    r = current_app.extensions["redis"]
+    notifications, more = store.since(r, name, after)
+    return {"after": after, "notifications": notifications, "more": more, "read_up_to": store.read_up_to(r, name)}
+
+
+def last_seen(data):
+    """The ``last_id`` a client sent (the newest notification it holds in an unbroken run), None for none."""
+    if data is not None and not isinstance(data, dict):
+        raise ValueError("send an object {last_id}")
+    last_id = (data or {}).get("last_id")
+    return None if last_id is None else store.check_id(last_id, "last_id")
+
+
+replays = {}  # sid -> (start of its window, requests in it): one client cannot keep a server busy replaying
+
+
+class TooMany(ValueError):
+    """This connection asked for replays too often: try again in a moment."""
+
+
+def allow_replay():
+    """Count a sync/older request of this connection, or TooMany once it asked too often."""
+    count, window = REPLAYS
+    start, made = replays.get(request.sid, (time.monotonic(), 0))
+    if time.monotonic() - start > window:
+        start, made = time.monotonic(), 0
+    if made >= count:
+        raise TooMany(f"too many requests: at most {count} every {window} s")
+    replays[request.sid] = (start, made + 1)
+
+
+def connected_users():
+    """The names of the users with a connection to this process."""
+    rooms = list(socketio.server.manager.rooms.get("/", {}))
+    return [room.removeprefix(private_room("")) for room in rooms
+            if isinstance(room, str) and room.startswith(private_room(""))]
+
+
+# The skeleton every chapter shares: one way to answer bad input, and the secret key.
+
+def reject(event, problem):
+    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
+    emit("bad_input", {"event": event, "error": problem})
+    return {"error": problem}
+
+
+def forged(event):
+    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
+    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+@socketio.on_error_default
+def wrong_arguments(error):
+    """Answer an event sent with too few or too many arguments (Flask-SocketIO's call of the handler raised
+    TypeError, no frame of the handler in the traceback); re-raise anything else, a real bug to be logged."""
+    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
+        return reject(request.event["message"], "wrong number of arguments")
+    raise error
+
+
+def use_secret_key(app):
+    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
+    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
+    if app.config.get("SECRET_KEY"):
+        return
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
+            file.write(secrets.token_hex(32))
+        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
+    except FileExistsError:
+        pass
+    with open(path) as file:
+        app.config["SECRET_KEY"] = file.read().strip()
+
+
 if __name__ == "__main__":
-    socketio.run(create_app(), host=os.environ.get("HOST", "127.0.0.1"),
-                 port=int(os.environ.get("PORT", 5000)), log_output=True, allow_unsafe_werkzeug=True)
+    serving.run(socketio, create_app())

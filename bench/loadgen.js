@@ -3,7 +3,7 @@
 //   node loadgen.js '{"urls": ["http://127.0.0.1:5000"], "scenarios": [{"name": "fanout", "clients": 200}]}'
 //
 // Clients are socket.io-client 4.8 over WebSocket, logged in as chapter 10's page is (POST
-// /login, then the session cookie on the connection); they send "send_notification" {to, text}
+// /login, then the session cookie on the connection); they send "send_notification" {to, text, key}
 // and receive "notification" events. The reference server speaks the same protocol. Like a browser, each one OFFERS
 // permessage-deflate (the `ws` package's default); what the server answered is
 // reported as `extensions` ("permessage-deflate" when it accepted, "" when it declined).
@@ -86,7 +86,8 @@ function percentile(sorted, p) {
 
 function notify(socket, to, text) {
   return new Promise((resolve, reject) =>
-    socket.emit("send_notification", { to, text }, (answer) =>
+    // key: chapter 10 stores a message once per key (a retry of an unanswered send); one per message.
+    socket.emit("send_notification", { to, text, key: crypto.randomUUID() }, (answer) =>
       answer && answer.id ? resolve(answer) : reject(new Error(`send_notification: ${JSON.stringify(answer)}`))));
 }
 
