@@ -102,10 +102,10 @@ def test_a_chinese_browser_gets_the_hub_in_chinese_and_english_stays_chosen(hub,
         page.locator("#chapter-01 .open").click()
     expect(popup.value.locator("#greeting")).to_have_text(GREETING)  # the chapter's own page, as it is
     page.locator("#chapter-01 .changes").click()
-    expect(page.locator("#readme h2")).to_have_text("README.zh-CN.md")
+    expect(page.locator("#readme > h2")).to_have_text("README.zh-CN.md")
     expect(page.locator("#status")).to_have_text("运行中")
     page.locator("#readme article a", has_text="English").click()  # the README's own "English | 中文" line
-    expect(page.locator("#readme h2")).to_have_text("README.md")
+    expect(page.locator("#readme > h2")).to_have_text("README.md")
     expect(page.locator("#to-adds")).to_have_text("What it adds")
     page.goto(f"{hub.url}/")
     expect(page.locator("h1")).to_contain_text("classroom hub")  # remembered, over the browser's Chinese
