@@ -6,7 +6,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from tutorial import ROOT, hub as hub_module
+from tutorial import ROOT
+from tutorial import hub as hub_module
 
 TUTORIAL = ROOT / "tutorial"
 CATALOGUE = TUTORIAL / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
@@ -137,3 +138,9 @@ def test_a_linked_page_opens_in_the_readers_language(real_hub_client, path, head
 ])
 def test_links_to_a_page_or_its_twin_lead_to_the_same_address(page, href, address):
     assert hub_module.file_link(ROOT / page, href) == address
+
+
+@pytest.mark.parametrize("path", ["//elsewhere.example/", "/\\elsewhere.example/"])
+def test_the_language_switch_never_sends_the_browser_elsewhere(real_hub_client, path):
+    response = real_hub_client.get("/", query_string={"lang": "en"}, environ_overrides={"PATH_INFO": path})
+    assert "elsewhere" not in response.headers.get("Location", "")

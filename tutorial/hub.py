@@ -167,7 +167,7 @@ def in_language(path, language):
 
 def untranslated(path):
     """Whether the Markdown page ``path`` is shown in English to a reader who chose another language."""
-    return language() != "en" and path.suffix == ".md" and not path.name.endswith(TWIN_SUFFIX)
+    return readers_language() != "en" and path.suffix == ".md" and not path.name.endswith(TWIN_SUFFIX)
 
 
 def switched(address, language):
@@ -176,7 +176,7 @@ def switched(address, language):
     return f"{path}?lang={language}" + (f"#{fragment}" if fragment else "")
 
 
-def language():
+def readers_language():
     """The reader's language: the one chosen on the hub (a cookie), else the browser's preference, else English."""
     chosen = request.cookies.get(LANGUAGE_COOKIE)
     if chosen in LANGUAGES:
@@ -434,7 +434,7 @@ def url_on_this_host(port):
 def create_app(hub):
     """The hub's pages: the list, a chapter's page (controls, log, changes, README), A | B; JSON and streams."""
     app = Flask(__name__, static_folder=ROOT / "static")  # the chapters' stylesheet
-    Babel(app, locale_selector=lambda: LANGUAGES[language()])
+    Babel(app, locale_selector=lambda: LANGUAGES[readers_language()])
 
     def slot_or_404(number):
         if number not in hub.slots:
@@ -457,7 +457,7 @@ def create_app(hub):
     def choose_language():
         """``?lang=zh-CN`` (the toggle, a README's "English | 中文" line): remember it, then show the page."""
         chosen = request.args.get("lang")
-        if chosen is None or request.method != "GET":
+        if chosen is None or request.method != "GET" or request.url_rule is None:  # (never "//elsewhere/?lang=")
             return None
         if chosen not in LANGUAGES:
             abort(400, gettext("The hub speaks %(languages)s.", languages=", ".join(LANGUAGES)))
@@ -470,7 +470,7 @@ def create_app(hub):
     def in_the_readers_language():
         """The pages' language (``<html lang>``, the toggle) and their words for a status (the JSON and the CSS
         classes keep the English word)."""
-        return {"language": language(), "statuses": {
+        return {"language": readers_language(), "statuses": {
             "running": gettext("running"), "stopped": gettext("stopped"), "starting": gettext("starting"),
             "failed": gettext("failed"), "hub not answering": gettext("hub not answering"), "live": gettext("live")}}
 
@@ -570,7 +570,7 @@ def create_app(hub):
                 for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
         ports = {"5000": str(slot.port), **({"5001": str(hub.seconds[number].port)} if number in hub.seconds else {})}
-        shown = in_language(chapter.folder / "README.md", language())
+        shown = in_language(chapter.folder / "README.md", readers_language())
         here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
                                adds=adds, diffs=diffs, info=details(number), lan=hub.host != LOCAL, readme=shown,
@@ -600,11 +600,12 @@ def create_app(hub):
         found = shown_file(path)
         if found is None:
             abort(404, gettext("The hub shows the repository's text files only."))
-        shown = in_language(found, language())  # a twin asked for by name stays itself
+        shown = in_language(found, readers_language())  # a twin asked for by name stays itself
         html = markdown_html(shown, {}, url_for("file", path=english(found).relative_to(ROOT).as_posix())) \
             if shown.suffix == ".md" else None
         return render_template("file.html", path=shown.relative_to(ROOT).as_posix(), html=html,
-                               text=shown.read_text(encoding="utf-8"), untranslated=html and untranslated(shown))
+                               text=shown.read_text(encoding="utf-8"),
+                               untranslated=html is not None and untranslated(shown))
 
     return app
 
