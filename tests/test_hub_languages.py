@@ -45,6 +45,12 @@ def test_the_catalogue_translates_every_text_of_the_hub():
     assert catalogue_problems(read_catalogue(), hub_texts()) == []
 
 
+def test_the_hub_reads_the_catalogue_as_it_is_now():
+    compiled = CATALOGUE.with_suffix(".mo")
+    assert compiled.is_file() and compiled.stat().st_mtime >= CATALOGUE.stat().st_mtime, \
+        "the hub reads the compiled catalogue: `make setup` compiles it again"
+
+
 @pytest.mark.parametrize("spoil, problem", [
     (lambda catalogue: catalogue.delete("Restart"), "not translated: 'Restart'"),
     (lambda catalogue: catalogue["Restart"].flags.add("fuzzy"), "fuzzy (a guess to check): 'Restart'"),
