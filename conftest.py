@@ -140,9 +140,9 @@ class LocalPages:
         # The server's "3probe" answer is the WebSocket half of Socket.IO's upgrade.
         ws.on("framereceived", lambda payload: payload == "3probe" and self.upgraded.add(page))
 
-    def open(self, url, websocket=True):
-        """A new page in a new context, at ``url``."""
-        context = self.browser.new_context()
+    def open(self, url, websocket=True, **options):
+        """A new page in a new context (Playwright's ``options``: ``locale="zh-CN"``, ``viewport``), at ``url``."""
+        context = self.browser.new_context(**options)
         context.route("**/*", self._guard)
         context.on("page", self._watch)  # every page of the context, popups included
         page = context.new_page()

@@ -105,7 +105,7 @@ def start_hub():
 def open_hub_page(local_pages, hub):
     """Open a hub page in a fresh browser context, allowed to reach only this machine, failing on JS errors."""
     pages = local_pages("http://127.0.0.1:")
-    return lambda path="/": pages.open(hub.url + path, websocket=False)
+    return lambda path="/", **options: pages.open(hub.url + path, websocket=False, **options)
 
 
 FAKE_CHAPTERS = {

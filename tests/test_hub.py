@@ -2,6 +2,7 @@
 import html
 import re
 import socket
+import subprocess
 import sys
 
 import psutil
@@ -89,6 +90,28 @@ def test_the_readme_is_rendered_as_html(open_hub_page):
     expect(page.locator("#readme article h1")).to_contain_text("01 · Setup")
     expect(page.locator("#readme article table").first).to_be_visible()
     expect(page.locator("#readme article pre code").first).to_be_visible()
+
+
+def test_a_chinese_browser_gets_the_hub_in_chinese_and_english_stays_chosen(hub, open_hub_page):
+    fonts = subprocess.run(["fc-list", ":lang=zh-cn", "family"], capture_output=True, text=True, check=True).stdout
+    assert fonts.strip(), "no font draws Chinese: run scripts/install-system-packages (fonts-noto-cjk)"
+    page = open_hub_page("/", locale="zh-CN")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("h1")).to_contain_text("课堂总览页")
+    expect(page.locator("#chapter-01 .status")).to_have_text("运行中")
+    with page.expect_popup() as popup:
+        page.locator("#chapter-01 .open").click()
+    expect(popup.value.locator("#greeting")).to_have_text(GREETING)  # the chapter's own page, as it is
+    page.locator("#chapter-01 .changes").click()
+    expect(page.locator("#readme > h2")).to_have_text("README.zh-CN.md")
+    expect(page.locator("#status")).to_have_text("运行中")
+    page.locator("#readme article a", has_text="English").click()  # the README's own "English | 中文" line
+    expect(page.locator("#readme > h2")).to_have_text("README.md")
+    expect(page.locator("#to-adds")).to_have_text("What it adds")
+    page.goto(f"{hub.url}/")
+    expect(page.locator("h1")).to_contain_text("classroom hub")  # remembered, over the browser's Chinese
+    page.locator("#language").click()  # the toggle
+    expect(page.locator("#chapter-01 .changes")).to_have_text("日志、变化和 README")
 
 
 def test_the_pair_view_shows_the_chapter_twice_as_two_clients(open_hub_page):

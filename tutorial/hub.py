@@ -23,10 +23,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import psutil
-from flask import Flask, Response, abort, jsonify, redirect, render_template, request
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import Babel, gettext
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -53,6 +54,15 @@ HIDDEN_FOLDERS = {"instance", "node_modules", "__pycache__"}
 ADMIN_USER = "admin"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 SECOND_COOKIE = "session_b"  # the second server's session cookie: one browser, two users (see pair.html)
+# The hub speaks English and Simplified Chinese: as a browser and a link name them -> as Babel names the catalogue
+# (Hans: the Simplified script). Flask-Babel rather than a dictionary of our own: its catalogue
+# (translations/zh_Hans_CN/LC_MESSAGES/messages.po) is the file translators and their tools know, `pybabel` finds
+# the texts in the code and templates (`make messages`) and marks what changed since as fuzzy, and its checks
+# fail the suite on a missing, fuzzy or broken translation (tests/test_hub_languages.py).
+LANGUAGES = {"en": "en", "zh-CN": "zh_Hans_CN"}
+LANGUAGE_COOKIE = "hub_language"
+# A page's Chinese twin: README.md's is README.zh-CN.md (CONTRIBUTING.md, "Chinese twins").
+TWIN_SUFFIX = ".zh-CN.md"
 
 
 @dataclass(frozen=True)
@@ -102,17 +112,19 @@ def diff_html(old, new, path):
     return highlight("\n".join(lines[2:]) + "\n", DiffLexer(), HtmlFormatter()) if lines else None
 
 
-def markdown_html(text, folder, ports):
-    """A README as HTML for the hub: relative links opened through the hub, a chapter's ports made real.
+def markdown_html(path, ports, here=None):
+    """The Markdown file ``path`` as HTML for the hub: relative links opened through the hub, a chapter's ports
+    made real.
 
-    ``ports`` maps the ports a README gives for a chapter run alone ("5000", "5001") to the hub's.
+    ``ports`` maps the ports a README gives for a chapter run alone ("5000", "5001") to the hub's; ``here``
+    is the hub's address showing it, where its "English | 中文" line switches the language.
     """
     def on_hub(text):
         return "\n".join(line if STARTS_A_CHAPTER.search(line) else
                          ALONE_PORT.sub(lambda m: m[0].replace(m[1], ports.get(m[1], m[1])), line)
                          for line in text.split("\n"))
 
-    tokens = MARKDOWN.parse(text)
+    tokens = MARKDOWN.parse(path.read_text(encoding="utf-8"))
     for token in tokens:
         if token.type in ("fence", "code_block"):
             token.content = on_hub(token.content)
@@ -120,19 +132,56 @@ def markdown_html(text, folder, ports):
             if child.type in ("text", "code_inline"):
                 child.content = on_hub(child.content)
             elif child.type == "link_open":
-                child.attrSet("href", file_link(folder, child.attrGet("href")))
+                child.attrSet("href", file_link(path, child.attrGet("href"), here))
     return MARKDOWN.renderer.render(tokens, MARKDOWN.options, {})
 
 
-def file_link(folder, href):
-    """A README's relative link (``nginx.conf``, ``../bench/README.md#x``) as the hub's /file/ address."""
+def file_link(page, href, here=None):
+    """A link of the Markdown file ``page`` (``nginx.conf``, ``../bench/README.md#x``) as the hub's /file/ address.
+
+    A link to a page or its Chinese twin opens that page in the reader's language (a twin links to the twins,
+    an English README to the English pages: both lead to the same address). The "English | 中文" line, a link
+    to ``page`` itself or its twin, switches the language of ``here``, the hub's address showing it.
+    """
     if not href or urlsplit(href).scheme or href.startswith(("#", "/")):
         return href
     path, _, fragment = href.partition("#")
-    target = (folder / path).resolve()
+    target = (page.parent / path).resolve()
     if not target.is_relative_to(ROOT):
         return href
-    return f"/file/{target.relative_to(ROOT).as_posix()}" + (f"#{fragment}" if fragment else "")
+    if here and not fragment and english(target) == english(page.resolve()):
+        return switched(here, "zh-CN" if target.name.endswith(TWIN_SUFFIX) else "en")
+    return f"/file/{english(target).relative_to(ROOT).as_posix()}" + (f"#{fragment}" if fragment else "")
+
+
+def english(path):
+    """The English page of ``path``: itself, or the page it is the Chinese twin of."""
+    return path.with_name(path.name.removesuffix(TWIN_SUFFIX) + ".md") if path.name.endswith(TWIN_SUFFIX) else path
+
+
+def in_language(path, language):
+    """The English page ``path`` in ``language``: its twin, or itself where the twin is still to be written."""
+    twin = path.with_name(path.name.removesuffix(".md") + TWIN_SUFFIX)
+    return twin if language == "zh-CN" and path.suffix == ".md" and twin.is_file() else path
+
+
+def untranslated(path):
+    """Whether the Markdown page ``path`` is shown in English to a reader who chose another language."""
+    return readers_language() != "en" and path.suffix == ".md" and not path.name.endswith(TWIN_SUFFIX)
+
+
+def switched(address, language):
+    """``address`` (a path, perhaps with a #fragment) asking the hub to switch to ``language`` there."""
+    path, _, fragment = address.partition("#")
+    return f"{path}?lang={language}" + (f"#{fragment}" if fragment else "")
+
+
+def readers_language():
+    """The reader's language: the one chosen on the hub (a cookie), else the browser's preference, else English."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES, default="en")
 
 
 def shown_file(path):
@@ -385,29 +434,52 @@ def url_on_this_host(port):
 def create_app(hub):
     """The hub's pages: the list, a chapter's page (controls, log, changes, README), A | B; JSON and streams."""
     app = Flask(__name__, static_folder=ROOT / "static")  # the chapters' stylesheet
+    Babel(app, locale_selector=lambda: LANGUAGES[readers_language()])
 
     def slot_or_404(number):
         if number not in hub.slots:
-            abort(404, f"There is no chapter {number}.")
+            abort(404, gettext("There is no chapter %(number)s.", number=number))
         return hub.slots[number]
 
     def running_or_503(slot):
         if not slot.start():
-            abort(503, f"Chapter {slot.chapter.number} would not start: its log is on its page in the hub.")
+            abort(503, gettext("Chapter %(number)s would not start: its log is on its page in the hub.",
+                               number=slot.chapter.number))
         return slot
 
     def second_or_404(number):
         slot_or_404(number)
         if number not in hub.seconds:
-            abort(404, f"Chapter {number} has no second server.")
+            abort(404, gettext("Chapter %(number)s has no second server.", number=number))
         return hub.seconds[number]
+
+    @app.before_request
+    def choose_language():
+        """``?lang=zh-CN`` (the toggle, a README's "English | 中文" line): remember it, then show the page."""
+        chosen = request.args.get("lang")
+        if chosen is None or request.method != "GET" or request.url_rule is None:  # (never "//elsewhere/?lang=")
+            return None
+        if chosen not in LANGUAGES:
+            abort(400, gettext("The hub speaks %(languages)s.", languages=", ".join(LANGUAGES)))
+        rest = urlencode([(key, value) for key, value in request.args.items(multi=True) if key != "lang"])
+        response = redirect(request.path + (f"?{rest}" if rest else ""))  # a reload asks nothing again
+        response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, httponly=True, samesite="Lax")
+        return response
+
+    @app.context_processor
+    def in_the_readers_language():
+        """The pages' language (``<html lang>``, the toggle) and their words for a status (the JSON and the CSS
+        classes keep the English word)."""
+        return {"language": readers_language(), "statuses": {
+            "running": gettext("running"), "stopped": gettext("stopped"), "starting": gettext("starting"),
+            "failed": gettext("failed"), "hub not answering": gettext("hub not answering"), "live": gettext("live")}}
 
     @app.before_request
     def same_origin_actions():
         """Refuse a POST that a page of another site could send (a form or a plain fetch): only the hub's
         own script sends this header, and a browser lets no other origin add it without asking."""
         if request.method == "POST" and request.headers.get("X-Hub") != "1":
-            abort(403, "The hub's buttons send X-Hub: 1.")
+            abort(403, gettext("The hub's buttons send X-Hub: 1."))
 
     def details(number):
         """What the pages show about a chapter: status and address; Redis, second server, Admin UI."""
@@ -498,10 +570,12 @@ def create_app(hub):
                 for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
         ports = {"5000": str(slot.port), **({"5001": str(hub.seconds[number].port)} if number in hub.seconds else {})}
-        readme = slot.chapter.source("README.md")
+        shown = in_language(chapter.folder / "README.md", readers_language())
+        here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
-                               adds=adds, diffs=diffs, info=details(number), lan=hub.host != LOCAL,
-                               readme=markdown_html(readme, slot.chapter.folder, ports) if readme else None)
+                               adds=adds, diffs=diffs, info=details(number), lan=hub.host != LOCAL, readme=shown,
+                               readme_html=markdown_html(shown, ports, here) if shown.is_file() else None,
+                               untranslated=untranslated(shown))
 
     @app.get("/chapter/<number>/open")
     def open_chapter(number):
@@ -525,10 +599,13 @@ def create_app(hub):
         """A repository file a README links to: Markdown rendered, anything else as text."""
         found = shown_file(path)
         if found is None:
-            abort(404, "The hub shows the repository's text files only.")
-        text = found.read_text(encoding="utf-8")
-        html = markdown_html(text, found.parent, {}) if found.suffix == ".md" else None
-        return render_template("file.html", path=path, text=text, html=html)
+            abort(404, gettext("The hub shows the repository's text files only."))
+        shown = in_language(found, readers_language())  # a twin asked for by name stays itself
+        html = markdown_html(shown, {}, url_for("file", path=english(found).relative_to(ROOT).as_posix())) \
+            if shown.suffix == ".md" else None
+        return render_template("file.html", path=shown.relative_to(ROOT).as_posix(), html=html,
+                               text=shown.read_text(encoding="utf-8"),
+                               untranslated=html is not None and untranslated(shown))
 
     return app
 
