@@ -54,13 +54,19 @@ SERVERS = {
     "node": (None, {}),
     "eventlet": ([sys.executable, "app.py"], {"ASYNC_MODE": "eventlet"}),  # socketio.run, the chapter as is
     "eventlet+": ([sys.executable, str(BENCH / "serve.py")],
-                  {"ASYNC_MODE": "eventlet", "BENCH_MAX_SIZE": str(BIG), "BENCH_NODELAY": "1", "BENCH_JSON": "orjson"}),
+                  {"ASYNC_MODE": "eventlet", "BENCH_MAX_SIZE": str(BIG), "BENCH_NODELAY": "1", "BENCH_JSON": "orjson",
+                   "BENCH_BUFFER": "1024"}),
     "gevent": (gunicorn("gevent"), {"ASYNC_MODE": "gevent"}),
     "gevent+": (gunicorn("gevent", "serve:create_app()", "--worker-connections", str(BIG)),
                 {"ASYNC_MODE": "gevent", "BENCH_JSON": "orjson"}),
     "gthread": (gunicorn("gthread", "app:create_app()", "--threads", str(BIG), "--worker-connections", str(BIG)),
                 {"ASYNC_MODE": "threading"}),
 }
+# Each of eventlet+'s options alone, to see what each one does (README, "Fan-out and memory").
+TUNING = {"json": {"BENCH_JSON": "orjson"}, "nodelay": {"BENCH_NODELAY": "1"}, "buffer": {"BENCH_BUFFER": "1024"},
+          "pool": {"BENCH_MAX_SIZE": str(BIG)}}
+SERVERS.update({f"eventlet {name}": ([sys.executable, str(BENCH / "serve.py")], {"ASYNC_MODE": "eventlet", **env})
+                for name, env in TUNING.items()})
 # The same server accepting the compression browsers offer (chapter 10 declines it by default).
 SERVERS.update({f"{name} deflate": (command, {**env, "FLASK_WEBSOCKET_COMPRESSION": "true"})
                 for name, (command, env) in list(SERVERS.items()) if command})

@@ -12,6 +12,9 @@ What it may change (environment variables, each off unless set):
   Nagle's algorithm (gunicorn sets it on its own sockets);
 - ``BENCH_MAX_SIZE=N`` (socketio.run, eventlet): the server's green thread pool, 1,000 by
   default: one per open connection, so the 1,001st client waits for a free one;
+- ``BENCH_BUFFER=N`` (socketio.run, eventlet): the size of the read and write buffers eventlet's
+  HTTP server gives every connection (8 KB and 16 KB by default), which a WebSocket keeps for
+  its whole life, though after the handshake it reads and writes the socket directly;
 - ``BENCH_TRACEMALLOC=1``: trace allocations from the start; ``GET /bench/tracemalloc?to=FILE``
   writes a snapshot there (how run.py profiles the memory per connection).
 """
@@ -71,6 +74,15 @@ def main():
     options = {}
     if os.environ.get("BENCH_MAX_SIZE"):
         options["max_size"] = int(os.environ["BENCH_MAX_SIZE"])
+    if os.environ.get("BENCH_BUFFER"):
+        import eventlet.wsgi
+
+        class SmallBuffers(eventlet.wsgi.HttpProtocol):
+            """eventlet's HTTP protocol, with buffers of BENCH_BUFFER bytes."""
+
+            rbufsize = wbufsize = int(os.environ["BENCH_BUFFER"])
+
+        options["protocol"] = SmallBuffers
     if os.environ.get("BENCH_NODELAY"):
         import socket
 
