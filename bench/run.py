@@ -71,6 +71,7 @@ SERVERS.update({f"eventlet {name}": ([sys.executable, str(BENCH / "serve.py")], 
 SERVERS.update({f"{name} deflate": (command, {**env, "FLASK_WEBSOCKET_COMPRESSION": "true"})
                 for name, (command, env) in list(SERVERS.items()) if command})
 DEFAULT = ["node", "eventlet", "eventlet+", "gevent", "gevent+", "gthread"]
+CAPACITY = ["node", "eventlet+", "gevent+", "gthread"]  # the others stop at 1,000 connections per process
 
 FULL = {
     "deadline_s": 300,  # the load generator gives up after this long, whatever happens
@@ -121,6 +122,7 @@ METRICS = [
     ("steady", "p50_ms", "(6) end-to-end latency, 1,000 users × 2 tabs, 200 notifications/s, p50", "ms", False),
     ("steady", "p99_ms", "(6) end-to-end latency, p99", "ms", False),
     ("steady", "max_ms", "(6) end-to-end latency, max", "ms", False),
+    ("steady", "lost", "(6) notifications not delivered to every tab within 5 s", "notifications", False),
 ]
 
 
@@ -473,6 +475,17 @@ def profile_memory(server, clients, frames=1, top=25):
     return "\n".join(lines)
 
 
+def update_readme(report, plotted):
+    """Put ``report`` into bench/README.md between its markers (and the plot, if drawn)."""
+    readme = BENCH / "README.md"
+    text = readme.read_text()
+    begin = text.index("<!-- latest results")
+    begin = text.index("\n", begin) + 1
+    end = text.index("<!-- end of latest results -->")
+    picture = "![Every figure as a ratio to Node in the same run](latest.png)\n\n" if plotted else ""
+    readme.write_text(text[:begin] + picture + report + "\n" + text[end:])
+
+
 def main(argv=None):
     """Parse the options, run, print the tables; write the plot and the raw figures if asked."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -480,9 +493,11 @@ def main(argv=None):
     parser.add_argument("--plot", metavar="PNG", help="also write a plot of the ratios to this file")
     parser.add_argument("--json", metavar="FILE", help="also write the medians and spreads as JSON")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves it runs, measures nothing")
-    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=DEFAULT,
+    parser.add_argument("--servers", nargs="+", choices=list(SERVERS),
                         help="a subset of the servers (node is always measured: it is the reference)")
     parser.add_argument("--trials", nargs="+", choices=PLAN_TRIALS, default=PLAN_TRIALS, help="a subset of the trials")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="also write the tables into bench/README.md, between its 'latest results' markers")
     parser.add_argument("--capacity", action="store_true",
                         help="instead: connected users per process with p99 under 100 ms, 1 to 3 processes")
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2, 3], help="with --capacity (default 1 2 3)")
@@ -492,7 +507,8 @@ def main(argv=None):
     if not (BENCH / "node_modules" / ".package-lock.json").is_file() or not shutil.which("node"):
         sys.exit("the benchmark needs Node.js and `npm ci` in bench/: run `make bench`")
     sizes = SMOKE if options.smoke else FULL
-    servers = ["node"] + [s for s in options.servers if s != "node"]
+    chosen = options.servers or (CAPACITY if options.capacity else DEFAULT)
+    servers = ["node"] + [s for s in chosen if s != "node"]
     started = time.monotonic()
     if options.profile_memory:
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
@@ -507,12 +523,14 @@ def main(argv=None):
           f"{options.repetitions} repetition(s) of {len(plan)} trials…", file=sys.stderr)
     samples = run(options.repetitions, sizes, plan)
     summary, extensions = summarise(samples), negotiated(samples)
-    print(f"Chapter 10 against the Node reference doing the same work; {options.repetitions} interleaved "
-          f"repetition(s), {time.monotonic() - started:.0f} s; {os.cpu_count()} cores.\n")
-    print("Compression the clients offered and the server accepted: "
-          + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n")
-    print(targets(summary, servers))
-    print(table(summary, servers))
+    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, `run.py {' '.join(argv or sys.argv[1:])}`: "
+              f"{options.repetitions} interleaved repetition(s), {time.monotonic() - started:.0f} s.\n\n"
+              "Compression the clients offered and the server accepted: "
+              + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"
+              + targets(summary, servers) + "\n" + table(summary, servers))
+    print(report)
+    if options.update_readme:
+        update_readme(report, plotted=bool(options.plot))
     if options.plot:
         plot(summary, servers, options.plot)
     if options.json:
