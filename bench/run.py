@@ -86,7 +86,7 @@ FULL = {
 }
 SMOKE = {
     "deadline_s": 30,
-    "roundtrip": {"count": 20, "warmup": 2},
+    "roundtrip": {"count": 10, "warmup": 2},
     "throughput": {"clients": 2, "inflight": 2, "per_client": 5},
     "fanout": {"clients": 4, "broadcasts": 3, "window": 2},
     "connections": {"clients": 10, "batch": 5},
@@ -102,6 +102,8 @@ TRIALS = {
     "nginx": (2, True, ["redis", "steady"]),
 }
 PLAN_TRIALS = ["requests", "memory", "nginx"]
+# --smoke proves every scenario runs, in one trial per server: one process behind nginx.
+TRIALS["smoke"] = (1, True, ["roundtrip", "throughput", "fanout", "connections", "redis", "steady"])
 # Two processes behind nginx hold 1,000 connections each: beyond the default pools of eventlet's
 # socketio.run and gunicorn's gevent worker (1,000 connections per process), so only the tuned ones.
 SKIPS = {("nginx", "eventlet"), ("nginx", "gevent")}
@@ -517,7 +519,7 @@ def main(argv=None):
         print(capacity(servers, sizes, options.processes))
         print(f"\n{time.monotonic() - started:.0f} s; {os.cpu_count()} cores.", file=sys.stderr)
         return
-    plan = [(trial, server) for trial in options.trials for server in servers
+    plan = [(trial, server) for trial in (["smoke"] if options.smoke else options.trials) for server in servers
             if (trial, server.removesuffix(" deflate")) not in SKIPS]
     print(f"Measuring chapter 10 (10_redis_pubsub/app.py) against bench/reference_server.js, "
           f"{options.repetitions} repetition(s) of {len(plan)} trials…", file=sys.stderr)
