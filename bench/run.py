@@ -125,6 +125,7 @@ METRICS = [
     ("steady", "p99_ms", "(6) end-to-end latency, p99", "ms", False),
     ("steady", "max_ms", "(6) end-to-end latency, max", "ms", False),
     ("steady", "lost", "(6) notifications not delivered to every tab within 5 s", "notifications", False),
+    ("steady", "refused", "(6) notifications refused (the ack said why: see the run's stderr)", "notifications", False),
 ]
 
 
@@ -274,14 +275,19 @@ def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, dea
     if loadgen.wait() != 0:
         raise RuntimeError(f"the load generator failed against {config['urls']}")
     results = {name: {**result, **extra.get(name, {})} for name, result in results.items()}
+    if results.get("steady", {}).get("refusals"):
+        print(f"    refused by {urls}: {results['steady']['refusals']}", file=sys.stderr)
     for name in ("fanout", "redis"):  # what a delivery costs the servers, whatever the machine gave them
         if name in results:
             results[name]["cpu_us_per_delivery"] = results[name]["server_cpu"] / results[name]["deliveries_per_s"] * 1e6
     return results
 
 
-def run(repetitions, sizes, plan):
-    """Every (trial, server) of ``plan``, ``repetitions`` times, rotating the order each time."""
+def run(repetitions, sizes, plan, failures):
+    """Every (trial, server) of ``plan``, ``repetitions`` times, rotating the order each time.
+
+    A trial that fails is named in ``failures`` and left out.
+    """
     samples = {}  # (scenario, server) -> [result, ...]
     redis_server = PrivateRedis().start()
     try:
@@ -289,7 +295,13 @@ def run(repetitions, sizes, plan):
             shift = repetition * len(plan) // repetitions
             for trial, server in plan[shift:] + plan[:shift]:
                 began = time.monotonic()
-                for scenario, result in run_trial(trial, server, sizes, redis_server.url).items():
+                try:
+                    results = run_trial(trial, server, sizes, redis_server.url)
+                except RuntimeError as error:  # one failed trial: its figures are missing, the run goes on
+                    print(f"  FAILED: {trial} on {server}: {error}", file=sys.stderr)
+                    failures.append(f"{trial} on {server}")
+                    continue
+                for scenario, result in results.items():
                     samples.setdefault((scenario, server), []).append(result)
                 print(f"  repetition {repetition + 1}/{repetitions}: {trial} on {server}, "
                       f"{time.monotonic() - began:.1f} s", file=sys.stderr)
@@ -523,12 +535,14 @@ def main(argv=None):
             if (trial, server.removesuffix(" deflate")) not in SKIPS]
     print(f"Measuring chapter 10 (10_redis_pubsub/app.py) against bench/reference_server.js, "
           f"{options.repetitions} repetition(s) of {len(plan)} trials…", file=sys.stderr)
-    samples = run(options.repetitions, sizes, plan)
+    failures = []
+    samples = run(options.repetitions, sizes, plan, failures)
     summary, extensions = summarise(samples), negotiated(samples)
     report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, `run.py {' '.join(argv or sys.argv[1:])}`: "
               f"{options.repetitions} interleaved repetition(s), {time.monotonic() - started:.0f} s.\n\n"
               "Compression the clients offered and the server accepted: "
               + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"
+              + (f"Failed trials (left out): {', '.join(failures)}.\n\n" if failures else "")
               + targets(summary, servers) + "\n" + table(summary, servers))
     print(report)
     if options.update_readme:
