@@ -99,14 +99,17 @@ SMOKE = {
 TRIALS = {
     "requests": (1, False, ["roundtrip", "throughput", "fanout"]),
     "memory": (1, False, ["connections"]),
-    "nginx": (2, True, ["redis", "steady"]),
+    "nginx": (2, True, ["redis"]),
+    # On fresh processes: right after (5), chapter 10's end-to-end latency was 10-60x higher
+    # for the rest of the trial (not Node's); not understood yet, so not mixed in (README).
+    "steady": (2, True, ["steady"]),
 }
-PLAN_TRIALS = ["requests", "memory", "nginx"]
+PLAN_TRIALS = ["requests", "memory", "nginx", "steady"]
 # --smoke proves every scenario runs, in one trial per server: one process behind nginx.
 TRIALS["smoke"] = (1, True, ["roundtrip", "throughput", "fanout", "connections", "redis", "steady"])
 # Two processes behind nginx hold 1,000 connections each: beyond the default pools of eventlet's
 # socketio.run and gunicorn's gevent worker (1,000 connections per process), so only the tuned ones.
-SKIPS = {("nginx", "eventlet"), ("nginx", "gevent")}
+SKIPS = {("nginx", "eventlet"), ("nginx", "gevent"), ("steady", "eventlet"), ("steady", "gevent")}
 
 # The table: (scenario, result key, title, unit, higher is better)
 METRICS = [
