@@ -11,7 +11,11 @@
 // Output: one JSON object per line on stdout. {"mark": "start"} and {"mark": "end"}
 // bracket the measured phase, so the runner can read the server's CPU time at both;
 // {"mark": "holding"} (connections scenario) means "all connected, measure the server's
-// memory now, then write a line to my stdin (or close it)"; the last line is {"result": {...}}.
+// memory now, then write a line to my stdin (or close it)"; {"mark": "step"} reports each
+// step of the capacity scenario; the last line is {"result": {...}}.
+// Scenarios: roundtrip, throughput, fanout, connections (one process); redis (fanout over
+// several), steady (end-to-end latency under a steady load), capacity (steady, more users
+// each step). With "spread_addresses", clients connect from 127.0.k.1 (see connect()).
 // The generator stops by itself, at the latest on its own deadline.
 "use strict";
 const { performance } = require("node:perf_hooks");
@@ -318,10 +322,11 @@ const scenarios = {
         }
         names.push(...more);
         const load = await steadyLoad(names, tabsByUser(names, 1, sockets), rate, seconds);
-        say({ mark: "step", users: step, p99_ms: load.p99_ms, lost: load.lost });
+        say({ mark: "step", users: step, p99_ms: load.p99_ms, lost: load.lost, refused: load.refused });
         if (load.p99_ms >= limit_ms || load.lost || load.refused) {
-          const failures = `${load.lost ? `, ${load.lost} lost` : ""}${load.refused ? `, ${load.refused} refused` : ""}`;
-          stoppedBy = `p99 ${Math.round(load.p99_ms)} ms at ${step}${failures}`;
+          const lost = load.lost ? `, ${load.lost} lost` : "";
+          const refused = load.refused ? `, ${load.refused} refused` : "";
+          stoppedBy = `p99 ${Math.round(load.p99_ms)} ms at ${step}${lost}${refused}`;
           break;
         }
         held = { users: step, p99_ms: load.p99_ms };
