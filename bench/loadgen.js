@@ -11,7 +11,11 @@
 // Output: one JSON object per line on stdout. {"mark": "start"} and {"mark": "end"}
 // bracket the measured phase, so the runner can read the server's CPU time at both;
 // {"mark": "holding"} (connections scenario) means "all connected, measure the server's
-// memory now, then write a line to my stdin (or close it)"; the last line is {"result": {...}}.
+// memory now, then write a line to my stdin (or close it)"; {"mark": "step"} reports each
+// step of the capacity scenario; the last line is {"result": {...}}.
+// Scenarios: roundtrip, throughput, fanout, connections (one process); redis (fanout over
+// several), steady (end-to-end latency under a steady load), capacity (steady, more users
+// each step). With "spread_addresses", clients connect from 127.0.k.1 (see connect()).
 // The generator stops by itself, at the latest on its own deadline.
 "use strict";
 const { performance } = require("node:perf_hooks");
@@ -50,8 +54,15 @@ async function logIn(url, name) {
   return cookies.get(key);
 }
 
+// With `spread_addresses` (one URL: nginx), connection k comes from its own loopback address
+// 127.0.<k mod 240 + 1>.1: nginx's ip_hash keys on the first three bytes, and consecutive
+// ones go to consecutive processes, so the clients spread over them as real users would.
+let opened = 0;
+
 async function connect(url, name) {
   const cookie = await logIn(url, name);
+  const localAddress = config.spread_addresses ? `127.0.${(opened % 240) + 1}.1` : undefined;
+  opened += 1;
   return new Promise((resolve, reject) => {
     const socket = io(url, {
       transports: ["websocket"], // the connection a browser upgrades to; polling is not measured
@@ -59,6 +70,7 @@ async function connect(url, name) {
       reconnection: false,
       timeout: 20000,
       extraHeaders: { Cookie: cookie },
+      localAddress,
     });
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (error) => reject(new Error(`${url}: ${error.message}`)));
@@ -76,6 +88,21 @@ async function connectAll(urls, name, count, batch) {
   return sockets;
 }
 
+async function connectUsers(urls, names, tabs, batch) {
+  // Each user's `tabs` tabs, one after the other (so with two processes, a user's tabs are on both).
+  const wanted = names.flatMap((name) => Array.from({ length: tabs }, () => name));
+  const sockets = [];
+  for (let i = 0; i < wanted.length; i += batch) {
+    const next = wanted.slice(i, i + batch).map((name, j) => connect(urls[(i + j) % urls.length], name));
+    sockets.push(...(await Promise.all(next)));
+  }
+  return sockets;
+}
+
+async function logInAll(url, names, batch) {
+  for (let i = 0; i < names.length; i += batch) await Promise.all(names.slice(i, i + batch).map((n) => logIn(url, n)));
+}
+
 function extensionsOf(socket) {
   return socket.io.engine.transport.ws.extensions; // what the server's handshake accepted
 }
@@ -89,6 +116,76 @@ function notify(socket, to, text) {
     // key: chapter 10 stores a message once per key (a retry of an unanswered send); one per message.
     socket.emit("send_notification", { to, text, key: crypto.randomUUID() }, (answer) =>
       answer && answer.id ? resolve(answer) : reject(new Error(`send_notification: ${JSON.stringify(answer)}`))));
+}
+
+
+// Steady load: `rate` notifications a second, each from a random user's first tab to another
+// random user, for `seconds`. A notification's end-to-end latency runs from the sender's emit
+// to the moment the LAST of the recipient's tabs has it (stored, announced on Redis, delivered
+// by every process holding one of those tabs). Returns p50, p99, max and how many never arrived.
+async function steadyLoad(users, tabsOf, rate, seconds) {
+  const expected = new Map(); // "stamp" -> tabs still waiting
+  const latencies = [];
+  const refusals = [];
+  let lost = 0;
+  let refused = 0;
+  const onNotification = ({ text }) => {
+    const stamp = text.split(" ", 1)[0];
+    const waiting = expected.get(stamp);
+    if (waiting === undefined) return; // a replay, or an earlier step's
+    if (waiting === 1) {
+      expected.delete(stamp);
+      latencies.push(performance.now() - parseFloat(stamp));
+    } else expected.set(stamp, waiting - 1);
+  };
+  const listening = users.flatMap((user) => tabsOf.get(user));
+  for (const socket of listening) socket.on("notification", onNotification);
+  const started = performance.now();
+  let sent = 0;
+  await new Promise((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      const due = Math.min(rate * seconds, Math.floor(((now - started) / 1000) * rate));
+      for (; sent < due; sent++) {
+        const from = users[Math.floor(Math.random() * users.length)];
+        let to = users[Math.floor(Math.random() * users.length)];
+        if (to === from) to = users[(users.indexOf(from) + 1) % users.length];
+        const stamp = `${performance.now()}#${sent}`; // unique, and parseFloat reads the time
+        expected.set(stamp, tabsOf.get(to).length);
+        notify(tabsOf.get(from)[0], to, `${stamp} ${NOTE}`).catch((error) => {
+          // Refused (the server could not store it in time): counted, and not waited for.
+          refused += 1;
+          if (!refusals.includes(error.message)) refusals.push(error.message);
+          expected.delete(stamp);
+        });
+      }
+      if (sent >= rate * seconds) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 2);
+  });
+  // Stragglers: up to 5 s more (anything later counts as lost).
+  const deadline = performance.now() + 5000;
+  while (expected.size && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  lost = expected.size;
+  for (const socket of listening) socket.off("notification", onNotification);
+  latencies.sort((a, b) => a - b);
+  return {
+    notifications: latencies.length,
+    sent_per_s: (sent * 1000) / (performance.now() - started),
+    p50_ms: percentile(latencies, 50) ?? 0,
+    p99_ms: percentile(latencies, 99) ?? 0,
+    max_ms: latencies.length ? latencies[latencies.length - 1] : 0,
+    lost,
+    refused,
+    refusals: refusals.join("; "),
+  };
+}
+
+function tabsByUser(names, tabs, sockets) {
+  const tabsOf = new Map(names.map((name, i) => [name, sockets.slice(i * tabs, (i + 1) * tabs)]));
+  return tabsOf;
 }
 
 // Each scenario: set up, then `measure(work)` brackets the measured phase.
@@ -192,6 +289,52 @@ const scenarios = {
       };
     });
     return { ...result, extensions: extensionsOf(sockets[0]), sockets: [...sockets, alice] };
+  },
+
+  async redis(options) {
+    // Scenario 3 across the processes: through Redis, and through nginx when there is one.
+    return scenarios.fanout(options);
+  },
+
+  async steady({ urls, users = 1000, tabs = 2, rate = 200, seconds = 5, batch = 50 }) {
+    const names = Array.from({ length: users }, (_, i) => `u${i}x${RUN}`);
+    await logInAll(urls[0], names, batch);
+    const sockets = await connectUsers(urls, names, tabs, batch);
+    const result = await measure(() => steadyLoad(names, tabsByUser(names, tabs, sockets), rate, seconds));
+    return { ...result, extensions: extensionsOf(sockets[0]), sockets };
+  },
+
+  async capacity({ urls, steps, rate = 200, seconds = 3, batch = 50, limit_ms = 100 }) {
+    // More and more users (one tab each), a steady load at each step, until p99 passes the limit
+    // or a connection fails: the last step under the limit is the capacity.
+    const names = [];
+    const sockets = [];
+    let held = { users: 0, p99_ms: 0 };
+    let stoppedBy = "last step";
+    const result = await measure(async () => {
+      for (const step of steps) {
+        const more = Array.from({ length: step - names.length }, (_, i) => `c${names.length + i}x${RUN}`);
+        try {
+          await logInAll(urls[0], more, batch);
+          sockets.push(...(await connectUsers(urls, more, 1, batch)));
+        } catch (error) {
+          stoppedBy = `connecting ${step}: ${error.message}`;
+          break;
+        }
+        names.push(...more);
+        const load = await steadyLoad(names, tabsByUser(names, 1, sockets), rate, seconds);
+        say({ mark: "step", users: step, p99_ms: load.p99_ms, lost: load.lost, refused: load.refused });
+        if (load.p99_ms >= limit_ms || load.lost || load.refused) {
+          const lost = load.lost ? `, ${load.lost} lost` : "";
+          const refused = load.refused ? `, ${load.refused} refused` : "";
+          stoppedBy = `p99 ${Math.round(load.p99_ms)} ms at ${step}${lost}${refused}`;
+          break;
+        }
+        held = { users: step, p99_ms: load.p99_ms };
+      }
+      return { ...held, stopped_by: stoppedBy };
+    });
+    return { ...result, sockets };
   },
 
   async connections({ urls, clients = 1000, batch = 25 }) {

@@ -1,4 +1,5 @@
-"""The benchmark runs (a tiny configuration, no timing asserted), and chapter 10 declines compression."""
+"""The benchmark runs (tiny configurations, no timing asserted), its Node reference does chapter 10's work,
+and chapter 10 declines compression in every production shape."""
 import importlib.util
 import json
 import math
@@ -8,6 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
+import requests
+import socketio
+
+from tutorial.testing import next_event
 
 BENCH = Path(__file__).resolve().parent
 spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
@@ -16,6 +22,16 @@ spec.loader.exec_module(bench)
 
 # What Chromium sends when it opens a WebSocket.
 BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
+# The smoke run: Node and one tuned Python server, the only kind that runs every trial.
+SMOKE_SERVERS = {"node", "eventlet+"}
+
+
+def run_bench(*args):
+    """Run bench/run.py with ``args`` and return what it printed."""
+    finished = subprocess.run([sys.executable, str(BENCH / "run.py"), *args], capture_output=True, text=True,
+                              timeout=120)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished.stdout
 
 
 @pytest.fixture(scope="module")
@@ -28,44 +44,90 @@ def redis_url():
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """One tiny run of the benchmark, against Node and chapter 10 in eventlet mode, with and without compression."""
+    """One tiny run of the benchmark, every scenario, against Node and chapter 10 (eventlet, tuned)."""
     folder = tmp_path_factory.mktemp("bench")
-    finished = subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--smoke", "--repetitions", "1", "--servers", "eventlet",
-         "eventlet deflate", "--json", str(folder / "figures.json"), "--plot", str(folder / "plot.png")],
-        capture_output=True, text=True, timeout=60)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    return finished.stdout, json.loads((folder / "figures.json").read_text()), folder / "plot.png"
+    table = run_bench("--smoke", "--repetitions", "1", "--servers", "eventlet+", "--json",
+                      str(folder / "figures.json"), "--plot", str(folder / "plot.png"))
+    return table, json.loads((folder / "figures.json").read_text()), folder / "plot.png"
 
 
-def test_smoke_run_prints_every_table(smoke):
+def test_smoke_run_prints_every_table_and_the_targets(smoke):
     table, _, _ = smoke
     for _, _, title, _, _ in bench.METRICS:
         assert f"**{title}**" in table
-    assert "| node | " in table and "| eventlet | " in table and "| eventlet deflate | " in table
+    for title, *_ in bench.TARGETS:
+        assert f"| {title} | " in table
+    assert "| node | " in table and "| eventlet+ | " in table
 
 
 @pytest.mark.parametrize("scenario, metric", [(scenario, key) for scenario, key, *_ in bench.METRICS])
 def test_smoke_run_measures_every_metric_on_every_server(smoke, scenario, metric):
     _, figures, _ = smoke
-    servers = {"node", "eventlet"} | ({"eventlet deflate"} if scenario in ("fanout", "connections") else set())
     measured = {row["server"]: row for row in figures["figures"]
                 if (row["scenario"], row["metric"]) == (scenario, metric)}
-    assert set(measured) == servers
+    assert set(measured) == SMOKE_SERVERS
     for row in measured.values():
         assert math.isfinite(row["median"]) and 0 <= row["min"] <= row["median"] <= row["max"]
         # CPU time and memory growth may round to 0 in so short a run; the timed figures cannot.
-        assert row["min"] > 0 or metric in ("cpu_us_per_delivery", "kb_per_connection")
+        assert row["min"] > 0 or metric in ("cpu_us_per_delivery", "kb_per_connection", "lost", "refused")
+
+
+@pytest.mark.parametrize("metric", ["lost", "refused"])
+def test_smoke_run_delivers_every_notification_of_the_steady_load(smoke, metric):
+    _, figures, _ = smoke
+    failed = {row["server"]: row["max"] for row in figures["figures"]
+              if (row["scenario"], row["metric"]) == ("steady", metric)}
+    assert failed == {server: 0 for server in SMOKE_SERVERS}
 
 
 def test_smoke_run_sees_what_each_server_negotiated(smoke):
     _, figures, _ = smoke
-    assert figures["extensions"] == {"node": "", "eventlet": "", "eventlet deflate": "permessage-deflate"}
+    assert figures["extensions"] == {"node": "", "eventlet+": ""}
 
 
 def test_smoke_run_writes_a_plot(smoke):
     _, _, plot = smoke
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_capacity_and_memory_profile_run():
+    capacity = run_bench("--capacity", "--smoke", "--servers", "node", "--processes", "1")
+    assert "| node | 1 | " in capacity  # (the Python servers run the same steady load in the smoke run's (6))
+    profile = run_bench("--profile-memory", "eventlet", "--smoke")
+    assert "By file:" in profile and "By line:" in profile and "| `eventlet/" in profile
+
+
+def log_in(url, name):
+    """The session cookie the login form gives ``name``."""
+    response = requests.post(f"{url}/login", data={"username": name}, allow_redirects=False, timeout=5)
+    assert response.status_code == 302, response.text
+    return response.headers["Set-Cookie"].split(";")[0]
+
+
+def test_the_node_reference_stores_publishes_and_replays_as_chapter_10_does(redis_url):
+    reference = bench.start("node", redis_url)
+    tabs = []
+    try:
+        alice, bob = log_in(reference.url, "alice"), log_in(reference.url, "bob")
+        for cookie in (bob, alice):
+            tabs.append(socketio.SimpleClient())
+            tabs[-1].connect(reference.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
+        bob_tab, alice_tab = tabs
+        assert alice_tab.call("send_notification", {"to": "bob", "text": " hi "}, timeout=5) == {"id": 1}
+        delivered = next_event(bob_tab, "notification")
+        assert delivered == {"id": 1, "to": "bob", "from": "alice", "text": "hi", "at": delivered["at"]}
+        # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
+        stored = bench.notification_store.since(redis.Redis.from_url(redis_url, decode_responses=True), "bob", 0)
+        assert stored == [delivered]
+        tabs.append(socketio.SimpleClient())
+        tabs[-1].connect(reference.url, headers={"Cookie": bob}, auth={"last_id": 0}, transports=["websocket"],
+                         wait_timeout=5)
+        assert next_event(tabs[-1], "read") == {"read_up_to": 0}
+        assert next_event(tabs[-1], "notification") == delivered  # replayed from the stream on connect
+    finally:
+        for tab in tabs:
+            tab.disconnect()
+        reference.stop()
 
 
 def handshake(url):
@@ -87,8 +149,8 @@ def handshake(url):
 
 
 @pytest.mark.parametrize("server, accepted", [
-    ("eventlet", False), ("threading", False), ("gevent", False),
-    ("eventlet deflate", True), ("threading deflate", True), ("gevent deflate", True),
+    ("eventlet", False), ("gthread", False), ("gevent", False),
+    ("eventlet deflate", True), ("gthread deflate", True), ("gevent deflate", True),
 ])
 def test_chapter_10_declines_the_compression_browsers_offer(redis_url, server, accepted):
     running = bench.start(server, redis_url)
