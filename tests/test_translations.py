@@ -1,4 +1,4 @@
-"""Chinese twins (README.zh-CN.md, TROUBLESHOOTING.zh-CN.md) keep the headings, code blocks and links of their English page."""
+"""Chinese twins (X.zh-CN.md beside X.md) keep the headings, code blocks and links of their English page."""
 
 import collections
 import itertools
@@ -32,28 +32,22 @@ def english(path):
     return path.with_name(path.name.removesuffix(TWIN_SUFFIX) + ".md") if path.name.endswith(TWIN_SUFFIX) else path
 
 
-def english_pages():
-    """Every page a learner reads, relative to the root: each README.md and the root's other English Markdown
-    pages (TROUBLESHOOTING.md), installed packages, hidden folders and ENGLISH_ONLY left out."""
-    found = [path.name for path in ROOT.glob("*.md") if not path.name.endswith(TWIN_SUFFIX)]
-    for folder, subfolders, files in os.walk(ROOT):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "node_modules"]
-        if "README.md" in files:
-            found.append(Path(folder, "README.md").relative_to(ROOT).as_posix())
-    return sorted(set(found) - ENGLISH_ONLY)
-
-
-def twinned():
-    """Every English Markdown page with a twin beside it, wherever it is, relative to the root."""
+def english_markdown():
+    """Every English Markdown file of the repository, relative to its root, installed packages and hidden
+    folders left out."""
     found = []
     for folder, subfolders, files in os.walk(ROOT):
         subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "node_modules"]
-        found += [Path(folder, name) for name in files if name.endswith(".md") and not name.endswith(TWIN_SUFFIX)
-                  and twin(Path(folder, name)).is_file()]
-    return sorted(path.relative_to(ROOT).as_posix() for path in found)
+        found += [Path(folder, name).relative_to(ROOT).as_posix() for name in files
+                  if name.endswith(".md") and not name.endswith(TWIN_SUFFIX)]
+    return sorted(found)
 
 
-TWINNED = twinned()
+# What a learner reads: every README.md, and the root's other pages (TROUBLESHOOTING.md) but ENGLISH_ONLY.
+ENGLISH = english_markdown()
+LEARNERS_PAGES = [path for path in ENGLISH
+                  if path.endswith("README.md") or ("/" not in path and path not in ENGLISH_ONLY)]
+TWINNED = [path for path in ENGLISH if twin(ROOT / path).is_file()]
 
 
 def slug(title):
@@ -102,7 +96,7 @@ def links(page):
 
 def test_every_page_has_a_twin_or_is_pending():
     """A new README or root page without a twin, or a pending one that got its twin, updates PENDING."""
-    assert set(english_pages()) - set(TWINNED) == PENDING
+    assert set(LEARNERS_PAGES) - set(TWINNED) == PENDING
 
 
 @pytest.mark.parametrize("path", TWINNED)
