@@ -96,7 +96,7 @@ def test_an_unknown_language_is_refused_clearly(real_hub_client):
 @pytest.mark.parametrize("number, headers, shown, words, untranslated", [
     ("01", CHINESE, "README.zh-CN.md", "本章学到什么", False),
     ("01", {}, "README.md", "What you learn", False),
-    ("10", CHINESE, "README.md", "What you learn", True),  # its twin is still to be written: English, said so
+    ("10", CHINESE, "README.zh-CN.md", "本章学到什么", False),
 ])
 def test_a_chapter_page_shows_its_readme_in_the_readers_language(real_hub_client, number, headers, shown, words,
                                                                  untranslated):
@@ -126,6 +126,7 @@ def test_the_readmes_english_chinese_line_switches_the_hubs_language(real_hub_cl
     ("README.md", CHINESE, "README.zh-CN.md"),
     ("README.md", {}, "README.md"),
     ("README.zh-CN.md", {}, "README.zh-CN.md"),
+    ("TROUBLESHOOTING.md", CHINESE, "TROUBLESHOOTING.zh-CN.md"),
     ("bench/README.md", CHINESE, "bench/README.md"),
     ("10_redis_pubsub/nginx.conf", CHINESE, "10_redis_pubsub/nginx.conf"),
 ])

@@ -1,4 +1,4 @@
-"""Chinese twins (README.zh-CN.md) keep the headings, code blocks and links of their English README."""
+"""Chinese twins (X.zh-CN.md beside X.md) keep the headings, code blocks and links of their English page."""
 
 import collections
 import itertools
@@ -12,28 +12,42 @@ from markdown_it import MarkdownIt
 
 from tutorial import ROOT
 
-TWIN = "README.zh-CN.md"
-# Under each file's title, in both languages: the reader switches with one click.
-SWITCH = "[English](README.md) | [中文](README.zh-CN.md)"
-# English READMEs whose twin is still to be written (issue 16): writing one is deleting its line here.
+TWIN_SUFFIX = ".zh-CN.md"
+# English pages whose twin is still to be written (issue 16): writing one is deleting its line here.
 PENDING = {
-    "10_redis_pubsub/README.md",
     "bench/README.md",
 }
+# Written for contributors, who read the code's English anyway.
+ENGLISH_ONLY = {"CONTRIBUTING.md"}
 MARKDOWN = MarkdownIt("commonmark").enable("table")
 
 
-def english_readmes():
-    """Every README.md of the repository, relative to its root, installed packages and hidden folders left out."""
+def twin(path):
+    """The Chinese twin's path of the English page ``path``: README.md's is README.zh-CN.md."""
+    return path.with_name(path.name.removesuffix(".md") + TWIN_SUFFIX)
+
+
+def english(path):
+    """The English page of ``path``, itself if it is not a twin."""
+    return path.with_name(path.name.removesuffix(TWIN_SUFFIX) + ".md") if path.name.endswith(TWIN_SUFFIX) else path
+
+
+def english_markdown():
+    """Every English Markdown file of the repository, relative to its root, installed packages and hidden
+    folders left out."""
     found = []
     for folder, subfolders, files in os.walk(ROOT):
         subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "node_modules"]
-        if "README.md" in files:
-            found.append(Path(folder, "README.md").relative_to(ROOT).as_posix())
+        found += [Path(folder, name).relative_to(ROOT).as_posix() for name in files
+                  if name.endswith(".md") and not name.endswith(TWIN_SUFFIX)]
     return sorted(found)
 
 
-TWINNED = [path for path in english_readmes() if (ROOT / path).with_name(TWIN).is_file()]
+# What a learner reads: every README.md, and the root's other pages (TROUBLESHOOTING.md) but ENGLISH_ONLY.
+ENGLISH = english_markdown()
+LEARNERS_PAGES = [path for path in ENGLISH
+                  if path.endswith("README.md") or ("/" not in path and path not in ENGLISH_ONLY)]
+TWINNED = [path for path in ENGLISH if twin(ROOT / path).is_file()]
 
 
 def slug(title):
@@ -60,20 +74,19 @@ def outline(path):
 def target(page, href):
     """Where a link from ``page`` leads, language aside: (path or URL, index of the heading it names or None).
 
-    A Chinese page links to the Chinese twin of a README that has one, so both languages lead to the same
+    A Chinese page links to the Chinese twin of a page that has one, so both languages lead to the same
     place here; an anchor counts as the position of its heading, since the titles themselves are translated."""
     parts = urlsplit(unquote(href))  # markdown-it percent-encodes non-ASCII anchors
     if parts.scheme or parts.netloc:
         return href, None
     file = (page.parent / parts.path).resolve() if parts.path else page
-    if page.name == TWIN and file.name == "README.md":
-        assert not file.with_name(TWIN).is_file(), f"{page.relative_to(ROOT)}: {href} has a Chinese twin to link"
-    english = file.with_name("README.md") if file.name == TWIN else file
+    if page.name.endswith(TWIN_SUFFIX) and file.suffix == ".md" and not file.name.endswith(TWIN_SUFFIX):
+        assert not twin(file).is_file(), f"{page.relative_to(ROOT)}: {href} has a Chinese twin to link"
     if not parts.fragment:
-        return os.path.relpath(english, ROOT), None
+        return os.path.relpath(english(file), ROOT), None
     anchors = [anchor for _, anchor in outline(file)[0]]
     assert parts.fragment in anchors, f"{page.relative_to(ROOT)}: {href} names no heading of {file.name}"
-    return os.path.relpath(english, ROOT), anchors.index(parts.fragment)
+    return os.path.relpath(english(file), ROOT), anchors.index(parts.fragment)
 
 
 def links(page):
@@ -81,18 +94,20 @@ def links(page):
     return collections.Counter(target(page, href) for href in outline(page)[2][2:])
 
 
-def test_every_readme_has_a_twin_or_is_pending():
-    """A new README without a twin, or a pending one that got its twin, updates PENDING."""
-    assert set(english_readmes()) - set(TWINNED) == PENDING
+def test_every_page_has_a_twin_or_is_pending():
+    """A new README or root page without a twin, or a pending one that got its twin, updates PENDING."""
+    assert set(LEARNERS_PAGES) - set(TWINNED) == PENDING
 
 
 @pytest.mark.parametrize("path", TWINNED)
 def test_twin_matches_english(path):
     """Same switch line, heading levels, code blocks byte for byte, and link targets."""
-    english, chinese = ROOT / path, (ROOT / path).with_name(TWIN)
-    for page in english, chinese:
-        assert page.read_text(encoding="utf-8").splitlines()[2] == SWITCH, f"{page.relative_to(ROOT)}, line 3"
-    (english_headings, english_blocks, _), (chinese_headings, chinese_blocks, _) = outline(english), outline(chinese)
+    original, chinese = ROOT / path, twin(ROOT / path)
+    # Under each page's title, in both languages: the reader switches with one click.
+    switch = f"[English]({original.name}) | [中文]({chinese.name})"
+    for page in original, chinese:
+        assert page.read_text(encoding="utf-8").splitlines()[2] == switch, f"{page.relative_to(ROOT)}, line 3"
+    (english_headings, english_blocks, _), (chinese_headings, chinese_blocks, _) = outline(original), outline(chinese)
     assert [level for level, _ in chinese_headings] == [level for level, _ in english_headings]
     assert chinese_blocks == english_blocks
-    assert links(chinese) == links(english)
+    assert links(chinese) == links(original)
