@@ -67,7 +67,7 @@ def create_app(**settings):
     @app.post("/login")
     def login():
         """Remember who this browser is (a signed session cookie) and make them a known recipient."""
-        if request.origin not in (None, request.host_url.rstrip("/")):
+        if from_another_site():
             return login_failed("log in from this site's own page", 403)
         try:
             name = store.check_login_name(request.form.get("username", ""))
@@ -82,10 +82,18 @@ def create_app(**settings):
     @app.post("/logout")
     def logout():
         """Forget who this browser is (its page closes its connection as it leaves)."""
+        if from_another_site():
+            return "log out from this site's own page", 403
         session.clear()
         return redirect(url_for("index"))
 
     return app
+
+
+def from_another_site():
+    """Whether a browser sent this form from another site's page: its Origin is not ours (SameSite=Lax keeps
+    the cookie off another site's background requests, not off its top-level form posts)."""
+    return request.origin not in (None, request.host_url.rstrip("/"))
 
 
 def login_failed(error, status):

@@ -250,7 +250,7 @@ def test_an_instructor_runs_the_class_from_the_hub(open_hub_page, hub):
 
     page.set_viewport_size({"width": 1366, "height": 768})  # a projector
     page.goto(f"{hub.url}/chapter/10/pair")
-    expect(page.locator("#redis-url")).to_have_text(re.compile(r"redis://127\.0\.0\.1:\d+/0"))
+    expect(page.locator("#redis-url")).to_have_text(re.compile(r"redis://:[0-9a-f]+@127\.0\.0\.1:\d+/0"))
     publish = page.locator("#publish").text_content()
     assert f"REDIS_URL={page.locator('#redis-url').text_content()} {sys.executable} publish.py --to " in publish
     a, b = (page.frame_locator(f"#frame-{name}") for name in "ab")
@@ -266,7 +266,7 @@ def test_an_instructor_runs_the_class_from_the_hub(open_hub_page, hub):
     a.locator("#to").fill("bob")
     a.locator("#text").fill("hello from A")
     a.locator("#send button").click()
-    expect(b.locator("#notifications li").first).to_have_text(re.compile(r"#\d+ alice: hello from A"))
+    expect(b.locator("#notifications li").first).to_have_text("alice: hello from A")
 
     page.locator("#redis-stop").click()
     expect(page.locator("#redis-status")).to_have_text("stopped")
@@ -332,7 +332,7 @@ def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, c
 
 
 @pytest.mark.parametrize("number, new, folded", [
-    ("06", ["def on_join", "def on_leave", "def on_private_message", "form#room-form"], ["def reject", "header", "h1"]),
+    ("06", ["def join", "def leave", "def private_message", "form#room-form"], ["def reject", "header", "h1"]),
     ("10", ["def forward_notifications", "def send_notification", "def create_app", "form#send"],
      ["socketio", "section.demo"]),
 ])
