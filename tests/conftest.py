@@ -1,6 +1,7 @@
 """Fixtures for the classroom hub's tests: the hub as a real process, its pages in Chromium, fake chapters."""
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,7 +30,11 @@ class HubProcess:
         self.command = [sys.executable, *(self.IN_BACKGROUND if background else ["-m", "tutorial"]), "hub", *args]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Every process the hub starts inherits this mark: with several test workers, a port another
+        # worker's server took after the hub stopped is theirs, not a leftover of this hub.
+        self.mark = secrets.token_hex(8)
+        self.env = {**os.environ, "PORT": str(self.port), "PYTHONUNBUFFERED": "1", "TUTORIAL_TEST_HUB": self.mark,
+                    **(env or {})}
         self.process = None
         self.family = set()  # the chapters and their helpers, as last seen
         self.log = tempfile.TemporaryFile(mode="w+", prefix="hub-")
@@ -38,6 +43,16 @@ class HubProcess:
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         return self
+
+    def listens_on(self, port):
+        """Whether a process this hub started (its mark in the environment) is listening on ``port``."""
+        for connection in psutil.net_connections("tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                try:
+                    return psutil.Process(connection.pid).environ().get("TUTORIAL_TEST_HUB") == self.mark
+                except psutil.Error:
+                    return False
+        return False
 
     def chapters(self, timeout=30):
         """The chapters' statuses, once every chapter has started or failed (polled with a deadline)."""
