@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two test workers, a test file each at a time (its module-scoped servers stay in one worker):
+# most tests wait on servers and browsers, not on a core. PYTEST_WORKERS= runs them one by one.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 CLIENT := node_modules/socket.io-client/dist/socket.io.min.js
 ADMIN_UI := node_modules/@socket.io/admin-ui/ui/dist
 # Jupyter refuses to run as root without --allow-root (containers, some classrooms' machines).
@@ -26,7 +29,7 @@ run: setup
 test: setup
 	scripts/install-system-packages
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # JupyterLab on this machine only, its kernel the venv's Python (notebooks/README.md).
 notebooks: setup
