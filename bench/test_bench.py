@@ -1,5 +1,5 @@
-"""The benchmark runs (tiny configurations, no timing asserted), its Node reference does chapter 10's work,
-and chapter 10 declines compression in every production shape."""
+"""The benchmark runs (tiny configurations, no timing asserted), its Node reference speaks chapter 10's protocol
+and does its work, and chapter 10 declines compression in every production shape."""
 import importlib.util
 import json
 import math
@@ -104,30 +104,42 @@ def log_in(url, name):
     return response.headers["Set-Cookie"].split(";")[0]
 
 
-def test_the_node_reference_stores_publishes_and_replays_as_chapter_10_does(redis_url):
-    reference = bench.start("node", redis_url)
+@pytest.mark.parametrize("server", ["node", "gthread"])
+def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, server):
+    """The same script, test, payloads on both: the Node reference and chapter 10 (threads, the quickest start)."""
+    running = bench.start(server, redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    alice, bob = f"alice-{server}", f"bob-{server}"
     tabs = []
-    try:
-        alice, bob = log_in(reference.url, "alice"), log_in(reference.url, "bob")
-        for cookie in (bob, alice):
-            tabs.append(socketio.SimpleClient())
-            tabs[-1].connect(reference.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
-        bob_tab, alice_tab = tabs
-        assert alice_tab.call("send_notification", {"to": "bob", "text": " hi "}, timeout=5) == {"id": 1}
-        delivered = next_event(bob_tab, "notification")
-        assert delivered == {"id": 1, "to": "bob", "from": "alice", "text": "hi", "at": delivered["at"]}
-        # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
-        stored = bench.notification_store.since(redis.Redis.from_url(redis_url, decode_responses=True), "bob", 0)
-        assert stored == [delivered]
+
+    def tab(cookie, auth=None):
         tabs.append(socketio.SimpleClient())
-        tabs[-1].connect(reference.url, headers={"Cookie": bob}, auth={"last_id": 0}, transports=["websocket"],
-                         wait_timeout=5)
-        assert next_event(tabs[-1], "read") == {"read_up_to": 0}
-        assert next_event(tabs[-1], "notification") == delivered  # replayed from the stream on connect
+        tabs[-1].connect(running.url, headers={"Cookie": cookie}, auth=auth, transports=["websocket"], wait_timeout=5)
+        return tabs[-1]
+
+    try:
+        cookies = {name: log_in(running.url, name) for name in (alice, bob)}
+        bob_tab = tab(cookies[bob])
+        assert next_event(bob_tab, "replay") == {"after": None, "notifications": [], "more": False,
+                                                 "read_up_to": "0-0"}
+        alice_tab = tab(cookies[alice])
+        send = {"to": bob, "text": " hi ", "key": "bench-key-1"}
+        answer = alice_tab.call("send_notification", send, timeout=5)
+        delivered = next_event(bob_tab, "notification")  # rung, then read from the stream by its id
+        assert delivered == {"id": answer["id"], "prev": "0-0", "to": bob, "from": alice, "text": "hi",
+                             "at": int(answer["id"].split("-")[0]) / 1000}
+        assert alice_tab.call("send_notification", send, timeout=5) == answer  # the same key: stored once
+        # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
+        assert bench.notification_store.since(r, bob, None) == ([delivered], False)
+        refused = {"error": "'key' must be 8 to 64 letters, digits, '_' or '-', made once per message"}
+        assert alice_tab.call("send_notification", {**send, "key": "short"}, timeout=5) == refused
+        assert next_event(alice_tab, "bad_input") == {"event": "send_notification", **refused}
+        replayed = next_event(tab(cookies[bob], {"last_id": "0-0"}), "replay")  # a tab that holds nothing yet
+        assert replayed == {"after": "0-0", "notifications": [delivered], "more": False, "read_up_to": "0-0"}
     finally:
-        for tab in tabs:
-            tab.disconnect()
-        reference.stop()
+        for opened in tabs:
+            opened.disconnect()
+        running.stop()
 
 
 def handshake(url):
