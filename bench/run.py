@@ -394,15 +394,15 @@ def plot(summary, servers, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(4, 4, figsize=(16, 14), constrained_layout=True)
-    for axis, (scenario, key, title, unit, higher) in zip(axes.flat, METRICS, strict=False):  # more axes than metrics
+    for axis, (scenario, key, title, _, higher) in zip(axes.flat, METRICS, strict=False):  # more axes than metrics
         reference = summary.get((scenario, key, "node"), (0,))[0]
         if not reference:  # a CPU time too short to measure (--smoke): nothing to divide by
             axis.set_visible(False)
             continue
         shown = [s for s in servers if (scenario, key, s) in summary]
         medians = [summary[scenario, key, s][0] / reference for s in shown]
-        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown)]
-        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown)]
+        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown, strict=True)]
+        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown, strict=True)]
         colours = ["tab:gray" if s == "node" else "tab:red" if "deflate" in s else "tab:blue" for s in shown]
         axis.bar(shown, medians, yerr=[lows, highs], color=colours, capsize=3)
         axis.axhline(1, color="black", linewidth=0.8)

@@ -1,5 +1,6 @@
 """The benchmark runs (tiny configurations, no timing asserted), its Node reference speaks chapter 10's protocol
 and does its work, and chapter 10 declines compression in every production shape."""
+import concurrent.futures
 import importlib.util
 import json
 import math
@@ -26,6 +27,10 @@ BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
 SMOKE_SERVERS = {"node", "eventlet+"}
 
 
+# The servers the tests below talk to, chapter 10 in each production shape and the reference.
+SHAPES = ["eventlet", "gthread", "gevent", "eventlet deflate", "gthread deflate", "gevent deflate"]
+
+
 def run_bench(*args):
     """Run bench/run.py with ``args`` and return what it printed."""
     finished = subprocess.run([sys.executable, str(BENCH / "run.py"), *args], capture_output=True, text=True,
@@ -49,6 +54,23 @@ def smoke(tmp_path_factory):
     table = run_bench("--smoke", "--repetitions", "1", "--servers", "eventlet+", "--json",
                       str(folder / "figures.json"), "--plot", str(folder / "plot.png"))
     return table, json.loads((folder / "figures.json").read_text()), folder / "plot.png"
+
+
+@pytest.fixture(scope="module")
+def running(redis_url):
+    """{server: its process}: the reference and every shape of SHAPES, started at once (their starts are mostly
+    waiting), shared by the tests below."""
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        starts = {server: pool.submit(bench.start, server, redis_url) for server in ["node", *SHAPES]}
+    processes = {server: start.result() for server, start in starts.items() if not start.exception()}
+    try:
+        for start in starts.values():
+            if start.exception():
+                raise start.exception()
+        yield processes
+    finally:
+        for process in processes.values():
+            process.stop()
 
 
 def test_smoke_run_prints_every_table_and_the_targets(smoke):
@@ -105,20 +127,20 @@ def log_in(url, name):
 
 
 @pytest.mark.parametrize("server", ["node", "gthread"])
-def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, server):
-    """The same script, test, payloads on both: the Node reference and chapter 10 (threads, the quickest start)."""
-    running = bench.start(server, redis_url)
+def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, running, server):
+    """The same script, same answers: the Node reference and chapter 10 (one shape: the protocol is the app's)."""
+    url = running[server].url
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     alice, bob = f"alice-{server}", f"bob-{server}"
     tabs = []
 
     def tab(cookie, auth=None):
         tabs.append(socketio.SimpleClient())
-        tabs[-1].connect(running.url, headers={"Cookie": cookie}, auth=auth, transports=["websocket"], wait_timeout=5)
+        tabs[-1].connect(url, headers={"Cookie": cookie}, auth=auth, transports=["websocket"], wait_timeout=5)
         return tabs[-1]
 
     try:
-        cookies = {name: log_in(running.url, name) for name in (alice, bob)}
+        cookies = {name: log_in(url, name) for name in (alice, bob)}
         bob_tab = tab(cookies[bob])
         assert next_event(bob_tab, "replay") == {"after": None, "notifications": [], "more": False,
                                                  "read_up_to": "0-0"}
@@ -139,7 +161,6 @@ def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, server):
     finally:
         for opened in tabs:
             opened.disconnect()
-        running.stop()
 
 
 def handshake(url):
@@ -160,14 +181,7 @@ def handshake(url):
     return {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
 
 
-@pytest.mark.parametrize("server, accepted", [
-    ("eventlet", False), ("gthread", False), ("gevent", False),
-    ("eventlet deflate", True), ("gthread deflate", True), ("gevent deflate", True),
-])
-def test_chapter_10_declines_the_compression_browsers_offer(redis_url, server, accepted):
-    running = bench.start(server, redis_url)
-    try:
-        answer = handshake(running.url)
-    finally:
-        running.stop()
-    assert ("permessage-deflate" in answer.get("sec-websocket-extensions", "")) is accepted
+@pytest.mark.parametrize("server", SHAPES)
+def test_chapter_10_declines_the_compression_browsers_offer(running, server):
+    answer = handshake(running[server].url)
+    assert ("permessage-deflate" in answer.get("sec-websocket-extensions", "")) is server.endswith(" deflate")
