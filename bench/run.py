@@ -493,15 +493,17 @@ def profile_memory(server, clients, frames=1, top=25):
     return "\n".join(lines)
 
 
-def update_readme(report, plotted):
-    """Put ``report`` into bench/README.md between its markers (and the plot, if drawn)."""
-    readme = BENCH / "README.md"
-    text = readme.read_text()
-    begin = text.index("<!-- latest results")
-    begin = text.index("\n", begin) + 1
-    end = text.index("<!-- end of latest results -->")
-    picture = "![Every figure as a ratio to Node in the same run](latest.png)\n\n" if plotted else ""
-    readme.write_text(text[:begin] + picture + report + "\n" + text[end:])
+def update_readme(report, plotted, folder=BENCH):
+    """Put ``report`` into bench/README.md and its Chinese twin between their markers (and the plot, if drawn)."""
+    for name, caption in (("README.md", "Every figure as a ratio to Node in the same run"),
+                          ("README.zh-CN.md", "每个数字都是与同一轮运行中 Node 的比值")):
+        readme = folder / name
+        text = readme.read_text(encoding="utf-8")
+        begin = text.index("<!-- latest results")
+        begin = text.index("\n", begin) + 1
+        end = text.index("<!-- end of latest results -->")
+        picture = f"![{caption}](latest.png)\n\n" if plotted else ""
+        readme.write_text(text[:begin] + picture + report + "\n" + text[end:], encoding="utf-8")
 
 
 def main(argv=None):
@@ -527,7 +529,7 @@ def main(argv=None):
     sizes = SMOKE if options.smoke else FULL
     chosen = options.servers or (CAPACITY if options.capacity else DEFAULT)
     servers = ["node"] + [s for s in chosen if s != "node"]
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     if options.profile_memory:
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
         return
@@ -542,7 +544,9 @@ def main(argv=None):
     failures = []
     samples = run(options.repetitions, sizes, plan, failures)
     summary, extensions = summarise(samples), negotiated(samples)
-    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, `run.py {' '.join(argv or sys.argv[1:])}`: "
+    # The load average tells a reader whether other work shared the cores (above the number of cores: it did).
+    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {load:.1f} at the start and "
+              f"{os.getloadavg()[0]:.1f} at the end, `run.py {' '.join(argv or sys.argv[1:])}`: "
               f"{options.repetitions} interleaved repetition(s), {time.monotonic() - started:.0f} s.\n\n"
               "Compression the clients offered and the server accepted: "
               + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"

@@ -18,7 +18,6 @@ SWITCH = "[English](README.md) | [中文](README.zh-CN.md)"
 # English READMEs whose twin is still to be written (issue 16): writing one is deleting its line here.
 PENDING = {
     "10_redis_pubsub/README.md",
-    "bench/README.md",
 }
 MARKDOWN = MarkdownIt("commonmark").enable("table")
 
