@@ -1,6 +1,6 @@
 """Run the benchmark: chapter 10 as a learner would deploy it, against Node doing the same work, in the same run.
 
-    .venv/bin/python bench/run.py [--repetitions 3] [--plot out.png] [--json out.json] [--smoke]
+    .venv/bin/python bench/run.py [--repetitions 2] [--plot out.png] [--json out.json] [--smoke]
     .venv/bin/python bench/run.py --capacity          # connected users per process, p99 under 100 ms
     .venv/bin/python bench/run.py --profile-memory    # where chapter 10's memory per connection goes
 
@@ -509,7 +509,8 @@ def update_readme(report, plotted, folder=BENCH):
 def main(argv=None):
     """Parse the options, run, print the tables; write the plot and the raw figures if asked."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions (default 3)")
+    # 2: about 5 minutes on an idle 2-core machine; 3 steadies the medians, half as long again.
+    parser.add_argument("--repetitions", type=int, default=2, help="interleaved repetitions (default 2)")
     parser.add_argument("--plot", metavar="PNG", help="also write a plot of the ratios to this file")
     parser.add_argument("--json", metavar="FILE", help="also write the medians and spreads as JSON")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves it runs, measures nothing")
