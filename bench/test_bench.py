@@ -69,8 +69,8 @@ def running(redis_url):
                 raise start.exception()
         yield processes
     finally:
-        for process in processes.values():
-            process.stop()
+        with concurrent.futures.ThreadPoolExecutor() as pool:  # gunicorn takes a moment to stop: stop them at once
+            list(pool.map(bench.Process.stop, processes.values()))
 
 
 def test_smoke_run_prints_every_table_and_the_targets(smoke):
