@@ -287,10 +287,10 @@ def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, dea
     return results
 
 
-def run(repetitions, sizes, plan, failures):
+def run(repetitions, sizes, plan, failures, loads):
     """Every (trial, server) of ``plan``, ``repetitions`` times, rotating the order each time.
 
-    A trial that fails is named in ``failures`` and left out.
+    A trial that fails is named in ``failures`` and left out; ``loads`` gets the load average after each trial.
     """
     samples = {}  # (scenario, server) -> [result, ...]
     redis_server = PrivateRedis().start()
@@ -307,6 +307,7 @@ def run(repetitions, sizes, plan, failures):
                     continue
                 for scenario, result in results.items():
                     samples.setdefault((scenario, server), []).append(result)
+                loads.append(os.getloadavg()[0])
                 print(f"  repetition {repetition + 1}/{repetitions}: {trial} on {server}, "
                       f"{time.monotonic() - began:.1f} s", file=sys.stderr)
     finally:
@@ -530,7 +531,7 @@ def main(argv=None):
     sizes = SMOKE if options.smoke else FULL
     chosen = options.servers or (CAPACITY if options.capacity else DEFAULT)
     servers = ["node"] + [s for s in chosen if s != "node"]
-    started, load = time.monotonic(), os.getloadavg()[0]
+    started, loads = time.monotonic(), [os.getloadavg()[0]]
     if options.profile_memory:
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
         return
@@ -543,11 +544,11 @@ def main(argv=None):
     print(f"Measuring chapter 10 (10_redis_pubsub/app.py) against bench/reference_server.js, "
           f"{options.repetitions} repetition(s) of {len(plan)} trials…", file=sys.stderr)
     failures = []
-    samples = run(options.repetitions, sizes, plan, failures)
+    samples = run(options.repetitions, sizes, plan, failures, loads)
     summary, extensions = summarise(samples), negotiated(samples)
     # The load average tells a reader whether other work shared the cores (above the number of cores: it did).
-    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {load:.1f} at the start and "
-              f"{os.getloadavg()[0]:.1f} at the end, `run.py {' '.join(argv or sys.argv[1:])}`: "
+    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {min(loads):.1f}–"
+              f"{max(loads):.1f} (at the start and after each trial), `run.py {' '.join(argv or sys.argv[1:])}`: "
               f"{options.repetitions} interleaved repetition(s), {time.monotonic() - started:.0f} s.\n\n"
               "Compression the clients offered and the server accepted: "
               + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"
