@@ -35,9 +35,10 @@ test: setup
 notebooks: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ROOT) $(JUPYTER_ARGS)
 
-# Chapter 10 (gunicorn, socketio.run, nginx) against Node doing the same work, ~6 minutes (bench/README.md).
+# Chapter 10 (gunicorn, socketio.run, nginx) against Node doing the same work, ~5 minutes (bench/README.md).
 # BENCH_ARGS="--plot bench/latest.png --update-readme" also draws the figures and writes the tables
-# into bench/README.md; "--capacity" and "--profile-memory" measure the rest; --help lists the options.
+# into bench/README.md and its Chinese twin; "--capacity" and "--profile-memory" measure the rest;
+# --help lists the options.
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

@@ -3,8 +3,10 @@
 //   node loadgen.js '{"urls": ["http://127.0.0.1:5000"], "scenarios": [{"name": "fanout", "clients": 200}]}'
 //
 // Clients are socket.io-client 4.8 over WebSocket, logged in as chapter 10's page is (POST
-// /login, then the session cookie on the connection); they send "send_notification" {to, text, key}
-// and receive "notification" events. The reference server speaks the same protocol. Like a browser, each one OFFERS
+// /login, then the session cookie on the connection); a client counts as connected once it has
+// its "replay" (what it missed, sent on connect); it sends "send_notification" {to, text, key}
+// (a new key per message) and receives "notification" events {id: "<ms>-<n>", prev, to, from,
+// text, at}. The reference server speaks the same protocol. Like a browser, each one OFFERS
 // permessage-deflate (the `ws` package's default); what the server answered is
 // reported as `extensions` ("permessage-deflate" when it accepted, "" when it declined).
 //
@@ -72,8 +74,10 @@ async function connect(url, name) {
       extraHeaders: { Cookie: cookie },
       localAddress,
     });
-    socket.once("connect", () => resolve(socket));
+    // Connected, as a page is, once it has its replay: both servers send it from their connect handler.
+    socket.once("replay", () => resolve(socket));
     socket.once("connect_error", (error) => reject(new Error(`${url}: ${error.message}`)));
+    socket.once("status", ({ available, error }) => available || reject(new Error(`${url}: ${error}`)));
   });
 }
 
@@ -132,7 +136,7 @@ async function steadyLoad(users, tabsOf, rate, seconds) {
   const onNotification = ({ text }) => {
     const stamp = text.split(" ", 1)[0];
     const waiting = expected.get(stamp);
-    if (waiting === undefined) return; // a replay, or an earlier step's
+    if (waiting === undefined) return; // an earlier step's
     if (waiting === 1) {
       expected.delete(stamp);
       latencies.push(performance.now() - parseFloat(stamp));

@@ -1,19 +1,26 @@
 // The reference: Node.js Socket.IO 4.8 doing chapter 10's work, with Socket.IO's defaults
 // (notably perMessageDeflate: false, so it declines the compression browsers offer).
 //
-//   PORT=5000 REDIS_URL=redis://127.0.0.1:6379 STORE_AND_PUBLISH="$(lua script)" \
-//   NOTIFICATIONS_CHANNEL=notifications KEEP=1000 node reference_server.js
+//   PORT=5000 REDIS_URL=redis://127.0.0.1:6379 STORE_SCRIPT="$(lua)" REGISTER_SCRIPT="$(lua)" \
+//   NOTIFICATIONS_CHANNEL=notifications KEEP=1000 PAGE=100 KEY_TTL=86400 REGISTERING=3 node reference_server.js
 //
-// The same work as chapter 10, in the same Redis, with the same keys:
-//   POST /login (form field "username")  adds the name to the set "users" and sets a signed cookie;
-//   connect {last_id}                     joins the room "user:<name>", then replays from Redis what
-//                                         the connection missed: "status", "read", each "notification";
-//   "send_notification" {to, text}        runs chapter 10's own Lua script (run.py reads it from
-//                                         notification_store.py): store in the stream, announce on the
-//                                         channel, acknowledge with {id};
-//   the channel                           every process subscribes and delivers each announced
-//                                         notification to its own tabs of the recipient;
+// run.py sets these from chapter 10's notification_store.py, so the two cannot drift apart.
+// The same work as chapter 10 (10_redis_pubsub/README.md, "How a notification travels"),
+// in the same Redis, with the same keys, events and payloads:
+//   POST /login (form field "username")  checks the name as chapter 10 does, registers it with chapter 10's
+//                                         REGISTER_SCRIPT and sets a signed cookie;
+//   connect, auth {last_id}              joins the room "user:<name>", registers the name again, then sends
+//                                         "replay" {after, notifications, more, read_up_to} (a page of 100
+//                                         after last_id, or the newest 100) and "status" {available: true};
+//   "send_notification" {to, text, key}  runs chapter 10's own STORE_SCRIPT with the same KEYS and ARGV
+//                                         (stored in the stream with its idempotency key, then the doorbell
+//                                         {to, id} on the channel; no rate limit, as the bench runs chapter
+//                                         10 with FLASK_RATE_LIMIT=null), acknowledges {id} or why not;
+//   a doorbell on the channel             every process that holds a tab of the recipient reads the
+//                                         notification from the stream by its id (XRANGE id id) and
+//                                         delivers it to its own tabs, as chapter 10's forward_notifications;
 //   emits to a room across processes      @socket.io/redis-adapter (Flask-SocketIO's message queue).
+// Not here, since the load generator never sends them: "sync", "older", "mark_read".
 "use strict";
 const crypto = require("node:crypto");
 const http = require("node:http");
@@ -21,11 +28,14 @@ const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-adapter");
 const { createClient } = require("redis");
 
-const NAME = /^[\w.-]{1,32}$/;
+const NAME = /^[a-z0-9_-]{1,32}$/;
+const RESERVED = new Set(["admin", "administrator", "root", "system", "publisher", "server", "support", "null"]);
+const ID = /^\d{1,15}-\d{1,15}$/;
+const KEY = /^[A-Za-z0-9_-]{8,64}$/;
 const MAX_TEXT = 500;
-const SCRIPT = process.env.STORE_AND_PUBLISH;
-const CHANNEL = process.env.NOTIFICATIONS_CHANNEL;
-const KEEP = process.env.KEEP;
+const UNAVAILABLE = "notifications unavailable: cannot reach Redis";
+const { STORE_SCRIPT, REGISTER_SCRIPT, NOTIFICATIONS_CHANNEL: CHANNEL, KEEP, KEY_TTL, REGISTERING } = process.env;
+const PAGE = Number(process.env.PAGE);
 const SECRET = process.env.SECRET_KEY || crypto.randomBytes(32).toString("hex");
 
 function sign(name) {
@@ -34,11 +44,18 @@ function sign(name) {
 
 function userOf(cookieHeader) {
   // Flask signs its session cookie; so does the reference (HMAC), and checks it on every connect.
-  const match = /(?:^|;\s*)session=([\w.-]{1,32})\.([\w-]+)(?:;|$)/.exec(cookieHeader || "");
+  const match = /(?:^|;\s*)session=([a-z0-9_-]{1,32})\.([\w-]+)(?:;|$)/.exec(cookieHeader || "");
   if (!match) return null;
   const expected = Buffer.from(sign(match[1]));
   const given = Buffer.from(`${match[1]}.${match[2]}`);
   return expected.length === given.length && crypto.timingSafeEqual(expected, given) ? match[1] : null;
+}
+
+// Chapter 10's checks (notification_store.py), with its words.
+function checkName(name) {
+  const clean = typeof name === "string" && /^[\x00-\x7f]*$/.test(name) ? name.trim().toLowerCase() : "";
+  if (!NAME.test(clean)) throw new Error("a name is 1 to 32 letters (a-z), digits, '_' or '-'");
+  return clean;
 }
 
 function checkText(text) {
@@ -47,27 +64,76 @@ function checkText(text) {
   return text.trim();
 }
 
-async function main() {
-  if (!process.env.REDIS_URL || !SCRIPT || !CHANNEL || !KEEP) {
-    throw new Error("REDIS_URL, STORE_AND_PUBLISH, NOTIFICATIONS_CHANNEL and KEEP must be set (run.py sets them)");
+function checkId(value, what) {
+  if (typeof value !== "string" || !ID.test(value)) {
+    throw new Error(`'${what}' must be a notification id such as '1700000000000-0'`);
   }
+  return value;
+}
+
+function checkKey(key) {
+  if (typeof key !== "string" || !KEY.test(key)) {
+    throw new Error("'key' must be 8 to 64 letters, digits, '_' or '-', made once per message");
+  }
+  return key;
+}
+
+function notification(name, { id, message }) {
+  return { id, prev: message.prev, to: name, from: message.from, text: message.text,
+           at: Number(id.split("-")[0]) / 1000 };
+}
+
+async function main() {
+  const wanted = ["REDIS_URL", "STORE_SCRIPT", "REGISTER_SCRIPT", "NOTIFICATIONS_CHANNEL", "KEEP", "PAGE", "KEY_TTL",
+                  "REGISTERING"];
+  if (wanted.some((name) => !process.env[name])) throw new Error(`${wanted.join(", ")} must be set (run.py sets them)`);
   const store = createClient({ url: process.env.REDIS_URL });
   const publisher = store.duplicate();
   const subscriber = store.duplicate();
-  const announcements = store.duplicate();
-  await Promise.all([store, publisher, subscriber, announcements].map((client) => client.connect()));
+  const doorbells = store.duplicate();
+  await Promise.all([store, publisher, subscriber, doorbells].map((client) => client.connect()));
+
+  const register = (...names) => store.eval(REGISTER_SCRIPT, { keys: ["users", "users:since"], arguments: names });
+
+  // notification_store.since: a page after `after` (the newest page if null), and whether more follow.
+  async function replay(name, after) {
+    const key = `notifications:${name}`;
+    let entries, more = false;
+    if (after === null) {
+      entries = (await store.xRevRange(key, "+", "-", { COUNT: PAGE })).reverse();
+    } else {
+      entries = await store.xRange(key, `(${after}`, "+", { COUNT: PAGE + 1 });
+      more = entries.length > PAGE;
+    }
+    const readUpTo = (await store.get(`notifications:${name}:read`)) || "0-0";
+    return { after, notifications: entries.slice(0, PAGE).map((entry) => notification(name, entry)), more,
+             read_up_to: readUpTo };
+  }
 
   const httpServer = http.createServer((request, response) => {
     if (request.method === "POST" && request.url === "/login") {
+      const origin = request.headers.origin;
+      if (origin !== undefined && origin !== `http://${request.headers.host}`) {
+        response.writeHead(403).end("log in from this site's own page\n");
+        return;
+      }
       let body = "";
       request.on("data", (chunk) => (body += chunk));
       request.on("end", async () => {
-        const name = new URLSearchParams(body).get("username") || "";
-        if (!NAME.test(name)) {
-          response.writeHead(400).end("bad name\n");
+        let name;
+        try {
+          name = checkName(new URLSearchParams(body).get("username") || "");
+          if (RESERVED.has(name)) throw new Error(`${name} is a reserved name: choose another`);
+        } catch (error) {
+          response.writeHead(400).end(`${error.message}\n`);
           return;
         }
-        await store.sAdd("users", name);
+        try {
+          await register(name);
+        } catch (error) {
+          response.writeHead(503).end(`${UNAVAILABLE}\n`);
+          return;
+        }
         response.writeHead(302, { Location: "/", "Set-Cookie": `session=${sign(name)}; HttpOnly; Path=/` }).end();
       });
       return;
@@ -77,17 +143,22 @@ async function main() {
   const io = new Server(httpServer);
   io.adapter(createAdapter(publisher, subscriber, { key: "bench-reference" }));
 
-  // Like chapter 10's forward_notifications: each process delivers to its own tabs only.
-  await announcements.subscribe(CHANNEL, (message) => {
-    let notification;
+  // Like chapter 10's forward_notifications: a doorbell names a stored notification; a process with a tab
+  // of the recipient reads it from the stream and delivers it to its own tabs only.
+  await doorbells.subscribe(CHANNEL, async (message) => {
+    let to, id;
     try {
-      notification = JSON.parse(message);
-      if (!NAME.test(notification.to) || !Number.isInteger(notification.id)) throw new Error("not a notification");
+      ({ to, id } = JSON.parse(message));
+      to = checkName(to);
+      id = checkId(id, "id");
     } catch (error) {
-      console.error(`ignored on ${CHANNEL}: ${message.slice(0, 80)}`);
+      console.error(`ignored on ${CHANNEL}: not a doorbell: ${message.slice(0, 80)}`);
       return;
     }
-    io.local.to(`user:${notification.to}`).emit("notification", notification);
+    const room = `user:${to}`;
+    if (!io.of("/").adapter.rooms.has(room)) return;
+    const [entry] = await store.xRange(`notifications:${to}`, id, id);
+    if (entry) io.local.to(room).emit("notification", notification(to, entry));
   });
 
   io.use((socket, next) => {
@@ -99,47 +170,59 @@ async function main() {
 
   io.on("connection", async (socket) => {
     const name = socket.data.name;
+    const reject = (event, problem) => {
+      socket.emit("bad_input", { event, error: problem });
+      return { error: problem };
+    };
     socket.join(`user:${name}`);
     socket.on("send_notification", async (data, ack) => {
       const reply = typeof ack === "function" ? ack : () => {};
-      const { to, text } = data || {};
-      let clean;
-      try {
-        if (!NAME.test(to || "")) throw new Error("a name is 1 to 32 letters, digits, '_', '.' or '-'");
-        clean = checkText(text);
-      } catch (error) {
-        socket.emit("bad_input", { event: "send_notification", error: error.message });
-        reply({ error: error.message });
-        return;
+      if (data === null || typeof data !== "object" || Array.isArray(data)) {
+        return reply(reject("send_notification", "send an object {to, text, key}"));
       }
-      const at = Math.floor(Date.now() / 1000);
+      let to, text, key;
       try {
-        const id = await store.eval(SCRIPT, {
-          keys: ["users", `notifications:${to}:seq`, `notifications:${to}`, CHANNEL],
-          arguments: [to, name, clean, String(at), KEEP, "1"],
+        to = checkName(data.to);
+        text = checkText(data.text);
+        key = checkKey(data.key);
+      } catch (error) {
+        return reply(reject("send_notification", error.message));
+      }
+      let outcome, detail;
+      try {
+        // notification_store.store, limit=None: the same KEYS and ARGV, rate limit 0 (none).
+        [outcome, detail] = await store.eval(STORE_SCRIPT, {
+          keys: ["users", `notifications:${to}`, `notifications:sent:${name}:${key}`, `notifications:rate:${name}`,
+                 CHANNEL, "users:since"],
+          arguments: [to, name, text, KEEP, "1", "0", "1", KEY_TTL, REGISTERING],
         });
-        reply(id ? { id } : { error: `nobody called '${to}' has logged in yet` });
       } catch (error) {
-        reply({ error: "notifications unavailable: cannot reach Redis" });
+        return reply({ error: UNAVAILABLE, retry: true });
       }
+      if (outcome === "stored") return reply({ id: detail });
+      if (outcome === "forgotten") return reply({ error: UNAVAILABLE, retry: true });
+      return reply(reject("send_notification", `nobody called '${to}' has logged in yet`));
     });
     // After the handlers: an event that arrives while Redis answers must find them.
-    const lastId = (socket.handshake.auth || {}).last_id ?? 0;
-    const after = Number.isInteger(lastId) && lastId >= 0 ? lastId : 0;
+    const auth = socket.handshake.auth;
+    let after = null;
     try {
-      const [missed, mark] = await Promise.all([
-        store.xRange(`notifications:${name}`, `${after + 1}-0`, "+"),
-        store.get(`notifications:${name}:read`),
-      ]);
-      socket.emit("status", { available: true });
-      socket.emit("read", { read_up_to: Number(mark || 0) });
-      for (const { id, message } of missed) {
-        socket.emit("notification", { id: parseInt(id, 10), to: name, from: message.from, text: message.text,
-                                      at: Number(message.at) });
+      if (auth !== null && auth !== undefined && (typeof auth !== "object" || Array.isArray(auth))) {
+        throw new Error("send an object {last_id}");
       }
+      const lastId = (auth || {}).last_id;
+      after = lastId === undefined || lastId === null ? null : checkId(lastId, "last_id");
     } catch (error) {
-      socket.emit("status", { available: false, error: "notifications unavailable: cannot reach Redis" });
+      reject("connect", error.message);  // the newest page again is safe: the page shows each notification once
     }
+    try {
+      await register(name);  // again: Redis may have lost its users
+      socket.emit("replay", await replay(name, after));
+    } catch (error) {
+      socket.emit("status", { available: false, error: UNAVAILABLE });
+      return;
+    }
+    socket.emit("status", { available: true });
   });
   httpServer.listen(Number(process.env.PORT || 5000), process.env.HOST || "127.0.0.1");
 }

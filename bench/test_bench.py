@@ -1,5 +1,6 @@
-"""The benchmark runs (tiny configurations, no timing asserted), its Node reference does chapter 10's work,
-and chapter 10 declines compression in every production shape."""
+"""The benchmark runs (tiny configurations, no timing asserted), its Node reference speaks chapter 10's protocol
+and does its work, and chapter 10 declines compression in every production shape."""
+import concurrent.futures
 import importlib.util
 import json
 import math
@@ -26,6 +27,10 @@ BROWSER_OFFER = "permessage-deflate; client_max_window_bits"
 SMOKE_SERVERS = {"node", "eventlet+"}
 
 
+# The servers the tests below talk to, chapter 10 in each production shape and the reference.
+SHAPES = ["eventlet", "gthread", "gevent", "eventlet deflate", "gthread deflate", "gevent deflate"]
+
+
 def run_bench(*args):
     """Run bench/run.py with ``args`` and return what it printed."""
     finished = subprocess.run([sys.executable, str(BENCH / "run.py"), *args], capture_output=True, text=True,
@@ -49,6 +54,23 @@ def smoke(tmp_path_factory):
     table = run_bench("--smoke", "--repetitions", "1", "--servers", "eventlet+", "--json",
                       str(folder / "figures.json"), "--plot", str(folder / "plot.png"))
     return table, json.loads((folder / "figures.json").read_text()), folder / "plot.png"
+
+
+@pytest.fixture(scope="module")
+def running(redis_url):
+    """{server: its process}: the reference and every shape of SHAPES, started at once (their starts are mostly
+    waiting), shared by the tests below."""
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        starts = {server: pool.submit(bench.start, server, redis_url) for server in ["node", *SHAPES]}
+    processes = {server: start.result() for server, start in starts.items() if not start.exception()}
+    try:
+        for start in starts.values():
+            if start.exception():
+                raise start.exception()
+        yield processes
+    finally:
+        with concurrent.futures.ThreadPoolExecutor() as pool:  # gunicorn takes a moment to stop: stop them at once
+            list(pool.map(bench.Process.stop, processes.values()))
 
 
 def test_smoke_run_prints_every_table_and_the_targets(smoke):
@@ -90,6 +112,18 @@ def test_smoke_run_writes_a_plot(smoke):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
+def test_update_readme_writes_the_report_into_both_languages(tmp_path):
+    for name in ("README.md", "README.zh-CN.md"):
+        (tmp_path / name).write_text((BENCH / name).read_text(encoding="utf-8"), encoding="utf-8")
+    bench.update_readme("| the | report |", plotted=True, folder=tmp_path)
+    for name in ("README.md", "README.zh-CN.md"):
+        before, text = (BENCH / name).read_text(encoding="utf-8"), (tmp_path / name).read_text(encoding="utf-8")
+        head, rest = text.split("<!-- end of latest results -->")
+        assert head.endswith("](latest.png)\n\n| the | report |\n")
+        assert rest == before.split("<!-- end of latest results -->")[1]
+        assert head.split("-->\n")[0] == before.split("-->\n")[0]
+
+
 def test_capacity_and_memory_profile_run():
     capacity = run_bench("--capacity", "--smoke", "--servers", "node", "--processes", "1")
     assert "| node | 1 | " in capacity  # (the Python servers run the same steady load in the smoke run's (6))
@@ -104,30 +138,41 @@ def log_in(url, name):
     return response.headers["Set-Cookie"].split(";")[0]
 
 
-def test_the_node_reference_stores_publishes_and_replays_as_chapter_10_does(redis_url):
-    reference = bench.start("node", redis_url)
+@pytest.mark.parametrize("server", ["node", "gthread"])
+def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, running, server):
+    """The same script, same answers: the Node reference and chapter 10 (one shape: the protocol is the app's)."""
+    url = running[server].url
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    alice, bob = f"alice-{server}", f"bob-{server}"
     tabs = []
-    try:
-        alice, bob = log_in(reference.url, "alice"), log_in(reference.url, "bob")
-        for cookie in (bob, alice):
-            tabs.append(socketio.SimpleClient())
-            tabs[-1].connect(reference.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
-        bob_tab, alice_tab = tabs
-        assert alice_tab.call("send_notification", {"to": "bob", "text": " hi "}, timeout=5) == {"id": 1}
-        delivered = next_event(bob_tab, "notification")
-        assert delivered == {"id": 1, "to": "bob", "from": "alice", "text": "hi", "at": delivered["at"]}
-        # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
-        stored = bench.notification_store.since(redis.Redis.from_url(redis_url, decode_responses=True), "bob", 0)
-        assert stored == [delivered]
+
+    def tab(cookie, auth=None):
         tabs.append(socketio.SimpleClient())
-        tabs[-1].connect(reference.url, headers={"Cookie": bob}, auth={"last_id": 0}, transports=["websocket"],
-                         wait_timeout=5)
-        assert next_event(tabs[-1], "read") == {"read_up_to": 0}
-        assert next_event(tabs[-1], "notification") == delivered  # replayed from the stream on connect
+        tabs[-1].connect(url, headers={"Cookie": cookie}, auth=auth, transports=["websocket"], wait_timeout=5)
+        return tabs[-1]
+
+    try:
+        cookies = {name: log_in(url, name) for name in (alice, bob)}
+        bob_tab = tab(cookies[bob])
+        assert next_event(bob_tab, "replay") == {"after": None, "notifications": [], "more": False,
+                                                 "read_up_to": "0-0"}
+        alice_tab = tab(cookies[alice])
+        send = {"to": bob, "text": " hi ", "key": "bench-key-1"}
+        answer = alice_tab.call("send_notification", send, timeout=5)
+        delivered = next_event(bob_tab, "notification")  # rung, then read from the stream by its id
+        assert delivered == {"id": answer["id"], "prev": "0-0", "to": bob, "from": alice, "text": "hi",
+                             "at": int(answer["id"].split("-")[0]) / 1000}
+        assert alice_tab.call("send_notification", send, timeout=5) == answer  # the same key: stored once
+        # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
+        assert bench.notification_store.since(r, bob, None) == ([delivered], False)
+        refused = {"error": "'key' must be 8 to 64 letters, digits, '_' or '-', made once per message"}
+        assert alice_tab.call("send_notification", {**send, "key": "short"}, timeout=5) == refused
+        assert next_event(alice_tab, "bad_input") == {"event": "send_notification", **refused}
+        replayed = next_event(tab(cookies[bob], {"last_id": "0-0"}), "replay")  # a tab that holds nothing yet
+        assert replayed == {"after": "0-0", "notifications": [delivered], "more": False, "read_up_to": "0-0"}
     finally:
-        for tab in tabs:
-            tab.disconnect()
-        reference.stop()
+        for opened in tabs:
+            opened.disconnect()
 
 
 def handshake(url):
@@ -148,14 +193,7 @@ def handshake(url):
     return {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
 
 
-@pytest.mark.parametrize("server, accepted", [
-    ("eventlet", False), ("gthread", False), ("gevent", False),
-    ("eventlet deflate", True), ("gthread deflate", True), ("gevent deflate", True),
-])
-def test_chapter_10_declines_the_compression_browsers_offer(redis_url, server, accepted):
-    running = bench.start(server, redis_url)
-    try:
-        answer = handshake(running.url)
-    finally:
-        running.stop()
-    assert ("permessage-deflate" in answer.get("sec-websocket-extensions", "")) is accepted
+@pytest.mark.parametrize("server", SHAPES)
+def test_chapter_10_declines_the_compression_browsers_offer(running, server):
+    answer = handshake(running[server].url)
+    assert ("permessage-deflate" in answer.get("sec-websocket-extensions", "")) is server.endswith(" deflate")

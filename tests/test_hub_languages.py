@@ -127,13 +127,14 @@ def test_the_readmes_english_chinese_line_switches_the_hubs_language(real_hub_cl
     ("README.md", {}, "README.md"),
     ("README.zh-CN.md", {}, "README.zh-CN.md"),
     ("TROUBLESHOOTING.md", CHINESE, "TROUBLESHOOTING.zh-CN.md"),
-    ("bench/README.md", CHINESE, "bench/README.md"),
+    ("bench/README.md", CHINESE, "bench/README.zh-CN.md"),
+    ("CONTRIBUTING.md", CHINESE, "CONTRIBUTING.md"),  # English only: shown with a note
     ("10_redis_pubsub/nginx.conf", CHINESE, "10_redis_pubsub/nginx.conf"),
 ])
 def test_a_linked_page_opens_in_the_readers_language(real_hub_client, path, headers, shown):
     page = real_hub_client.get(f"/file/{path}", headers=headers).get_data(as_text=True)
     assert f"<h1>{shown}</h1>" in page
-    assert ('id="untranslated"' in page) == (shown == "bench/README.md")
+    assert ('id="untranslated"' in page) == (shown == "CONTRIBUTING.md")
 
 
 @pytest.mark.parametrize("page, href, address", [
