@@ -70,7 +70,7 @@ def create_app(**settings):
         if from_another_site():
             return login_failed("log in from this site's own page", 403)
         try:
-            name = store.check_login_name(request.form.get("username", ""))
+            name = store.checked_login_name(request.form.get("username", ""))
             store.register(app.extensions["redis"], name)
         except ValueError as error:
             return login_failed(str(error), 400)
@@ -219,7 +219,7 @@ def sync(data):
 def older(data):
     """Answer with the page of notifications before ``before`` (the page shows only the newest)."""
     try:
-        newest = store.check_id(data.get("before") if isinstance(data, dict) else None, "before")
+        newest = store.checked_id(data.get("before") if isinstance(data, dict) else None, "before")
         allow_replay()
         notifications, more = store.before(current_app.extensions["redis"], session["username"], newest)
     except TooMany as error:
@@ -235,7 +235,7 @@ def older(data):
 def mark_read(data):
     """Mark notifications up to ``up_to`` as read, in Redis, and tell all the user's tabs in every process."""
     try:
-        up_to = store.check_id(data.get("up_to") if isinstance(data, dict) else None, "up_to")
+        up_to = store.checked_id(data.get("up_to") if isinstance(data, dict) else None, "up_to")
     except ValueError as error:
         return reject("mark_read", str(error))
     name = session["username"]
@@ -266,7 +266,7 @@ def last_seen(data):
     if data is not None and not isinstance(data, dict):
         raise ValueError("send an object {last_id}")
     last_id = (data or {}).get("last_id")
-    return None if last_id is None else store.check_id(last_id, "last_id")
+    return None if last_id is None else store.checked_id(last_id, "last_id")
 
 
 replays = {}  # sid -> (start of its window, requests in it): one client cannot keep a server busy replaying

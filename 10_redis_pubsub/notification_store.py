@@ -126,7 +126,7 @@ def connect(url):
     return redis.Redis(connection_pool=pool)
 
 
-def check_name(name):
+def checked_name(name):
     """``name`` case-folded, if it is a valid user name, else ValueError with the reason.
 
     ASCII only, so no two names look alike (``bob`` and ``bоb`` with a Cyrillic "о").
@@ -137,15 +137,15 @@ def check_name(name):
     return name.strip().lower()
 
 
-def check_login_name(name):
+def checked_login_name(name):
     """A name someone may log in as: a valid name that is not reserved, else ValueError."""
-    name = check_name(name)
+    name = checked_name(name)
     if name in RESERVED:
         raise ValueError(f"{name} is a reserved name: choose another")
     return name
 
 
-def check_text(text):
+def checked_text(text):
     """``text`` stripped, if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the message is empty")
@@ -154,14 +154,14 @@ def check_text(text):
     return text.strip()
 
 
-def check_id(value, what):
+def checked_id(value, what):
     """``value`` if it is a notification id (``"<ms>-<n>"``), else ValueError naming ``what``."""
     if not isinstance(value, str) or not ID.fullmatch(value):
         raise ValueError(f"{what!r} must be a notification id such as '1700000000000-0'")
     return value
 
 
-def check_key(key):
+def checked_key(key):
     """``key`` if it is a send's idempotency key, else ValueError."""
     if not isinstance(key, str) or not KEY.fullmatch(key):
         raise ValueError("'key' must be 8 to 64 letters, digits, '_' or '-', made once per message")
@@ -183,7 +183,7 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT):
     or Forgotten (Redis restarted empty, and knows no users until the servers tell it again).
     ``limit=None`` is for trusted senders (publish.py).
     """
-    to, sender, text, key = check_name(to), check_name(sender), check_text(text), check_key(key)
+    to, sender, text, key = checked_name(to), checked_name(sender), checked_text(text), checked_key(key)
     count, window = limit or (0, 1)
     outcome, *detail = r.eval(STORE_SCRIPT, 6, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
                               f"notifications:rate:{sender}", CHANNEL, "users:since",
@@ -243,7 +243,7 @@ def parse_doorbell(message):
     """``(name, id)`` from a doorbell on the channel, or ValueError if someone published something else there."""
     try:
         doorbell = json.loads(message)
-        return check_name(doorbell["to"]), check_id(doorbell["id"], "id")
+        return checked_name(doorbell["to"]), checked_id(doorbell["id"], "id")
     except (ValueError, TypeError, KeyError) as error:
         raise ValueError(f"not a doorbell: {message[:80]!r}") from error
 

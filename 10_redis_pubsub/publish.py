@@ -39,13 +39,13 @@ def main(argv=None):
         if args.via == "queue":
             from flask_socketio import SocketIO  # imported here: the default path does not need it, and it is slow
             emitter = SocketIO(message_queue=url, channel=store.SOCKETIO_CHANNEL, async_mode="threading")
-            emitter.emit("notification", store.read(r, store.check_name(args.to), entry_id),
-                         to=store.private_room(store.check_name(args.to)))
+            emitter.emit("notification", store.read(r, store.checked_name(args.to), entry_id),
+                         to=store.private_room(store.checked_name(args.to)))
     except redis.RedisError as error:
         parser.exit(1, f"publish.py: cannot reach Redis: {error}\n")
     except ValueError as error:
         parser.exit(1, f"publish.py: {error}\n")
-    print(f"notification {entry_id} for {store.check_name(args.to)} stored and pushed via {args.via}")
+    print(f"notification {entry_id} for {store.checked_name(args.to)} stored and pushed via {args.via}")
 
 
 if __name__ == "__main__":
