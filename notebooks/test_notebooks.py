@@ -2,9 +2,11 @@
 import copy
 import os
 import runpy
+import secrets
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 from nbclient import NotebookClient
 
@@ -26,12 +28,31 @@ def test_notebook_runs(notebook):
     notebook that only prints or logs a problem fails the stderr check.
     """
     # Each notebook starts the servers it needs: a SERVER_URL meant for one notebook must not reach the others.
-    env = {name: value for name, value in os.environ.items() if name != "SERVER_URL"}
-    NotebookClient(notebook, kernel_name="python3", timeout=60,
-                   resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    # Every process it starts inherits a mark, so that a notebook failing before its last cell (which stops
+    # its servers; nbclient stops the kernel, so atexit never runs) leaves nothing behind.
+    mark = secrets.token_hex(8)
+    env = {name: value for name, value in os.environ.items() if name != "SERVER_URL"} | {"TUTORIAL_NOTEBOOK": mark}
+    try:
+        NotebookClient(notebook, kernel_name="python3", timeout=60,
+                       resources={"metadata": {"path": str(HERE)}}).execute(env=env)
+    finally:
+        stop_processes_marked(mark)
     stderr = [output.text for cell in notebook.cells for output in cell.get("outputs", [])
               if output.get("name") == "stderr"]
     assert not stderr, "".join(stderr)
+
+
+def stop_processes_marked(mark):
+    """Kill whatever a notebook's kernel started and left running (its environment carries ``mark``)."""
+    left = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("TUTORIAL_NOTEBOOK") == mark:
+                process.kill()
+                left.append(process)
+        except psutil.Error:
+            pass  # gone meanwhile, or not ours to read
+    psutil.wait_procs(left, timeout=5)
 
 
 def test_notebook_is_committed_clean(notebook):
