@@ -3,7 +3,7 @@ import pytest
 import socketio
 from playwright.sync_api import expect
 
-from tutorial.testing import next_event, until
+from tutorial.testing import next_event, received, until
 
 XSS = '<img src=x onerror="window.pwned=1">'
 NAME_RULE = "a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit"
@@ -51,13 +51,6 @@ def page_as(open_page):
         return page
 
     return page_as
-
-
-def received(client, namespace="/"):
-    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
-    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
-    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
-            for event in client.get_received(namespace)]
 
 
 def sid(client):

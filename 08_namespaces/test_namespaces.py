@@ -5,19 +5,14 @@ import pytest
 import socketio
 from playwright.sync_api import expect
 
+from tutorial.testing import received
+
 NAMESPACES = ["/test", "/chat", "/notifications"]
 EMPTY, LONG = "must be a non-empty string", "is longer than 500 characters"  # after the key: "'text' is …"
 BAD_PAYLOADS = [(None, EMPTY), ("plain text", EMPTY), ({}, EMPTY), ({"text": 42, "data": 42}, EMPTY),
                 ({"text": "  ", "data": "  "}, EMPTY), ({"text": "x" * 501, "data": "x" * 501}, LONG)]
 EVENTS = [("/test", "my_event", "data"), ("/chat", "chat_message", "text"), ("/notifications", "notify", "text")]
 XSS = '<img src=x onerror="window.pwned=1">'
-
-
-def received(client, namespace="/"):
-    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
-    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
-    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
-            for event in client.get_received(namespace)]
 
 
 # In-process: Flask-SocketIO's test client.

@@ -2,7 +2,8 @@
 
 - ``until(check)``: poll any condition (a log line, a process gone, a Redis key) until it holds;
 - ``received_until(client, event)``: an in-process test client's events, up to and including ``event``;
-- ``next_event(sio, event)``: the payload of the next ``event`` a live ``socketio.SimpleClient`` receives.
+- ``next_event(sio, event)``: the payload of the next ``event`` a live ``socketio.SimpleClient`` receives;
+- ``received(client)``: what an in-process test client got since last asked, as (name, argument) pairs.
 """
 import time
 
@@ -30,6 +31,13 @@ def received_until(client, event, timeout=5):
 
     until(arrived, timeout, what=f"{event!r} among {received}")
     return received
+
+
+def received(client, namespace="/"):
+    """The events an in-process client got in ``namespace`` since last asked, as (name, first argument) pairs."""
+    # The test client keeps a 'message' event's text as is, and other events' arguments in a list.
+    return [(event["name"], event["args"] if event["name"] == "message" else event["args"][0])
+            for event in client.get_received(namespace)]
 
 
 def next_event(sio, event, timeout=5):
