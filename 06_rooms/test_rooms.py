@@ -433,8 +433,10 @@ def test_page_cannot_join_as_someone_else(page_as):
 
 def test_page_that_left_gets_no_more_room_messages(page_as):
     a, b = page_as("alice"), page_as("bob")
-    for page in (a, b):
+    for page, name in ((a, "alice"), (b, "bob")):
         room_form(page, "lobby", "Join")
+        # One after the other: had bob's join overtaken alice's, bob would see her enter.
+        expect(page.locator("#room-log li").last).to_have_text(f"{name} has entered the room.")
     room_form(b, "lobby", "Leave")
     expect(a.locator("#room-log li").last).to_have_text("bob has left the room.")
     say(a, "lobby", "bob is gone")
