@@ -100,5 +100,5 @@ lock:
 # Chapter 10 under one fault after another, a few minutes per async mode (10_redis_pubsub/README.md).
 # CHAOS_ARGS="--help" lists the sizes and faults.
 chaos: setup
-	cd 10_redis_pubsub && ASYNC_MODE=threading ../$(BIN)/python chaos.py $(CHAOS_ARGS)
-	cd 10_redis_pubsub && ASYNC_MODE=eventlet ../$(BIN)/python chaos.py $(CHAOS_ARGS)
+	ASYNC_MODE=threading $(BIN)/python -m tutorial.chaos $(CHAOS_ARGS)
+	ASYNC_MODE=eventlet $(BIN)/python -m tutorial.chaos $(CHAOS_ARGS)

@@ -41,6 +41,8 @@ websocket.WebSocket.close = functools.partialmethod(websocket.WebSocket.close, t
 
 def load_chapter(folder):
     """Import a chapter's ``app.py`` as a new module, so every test starts from fresh state."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))  # its own modules (chapter 10's store), as when it runs from its folder
     name = f"chapter_{folder.name}_{next(_imports)}"
     spec = importlib.util.spec_from_file_location(name, folder / "app.py")
     module = importlib.util.module_from_spec(spec)

@@ -1,12 +1,11 @@
 """04 · Send: reply with send() and emit(), to another namespace, and with acknowledgements (notes: 发送消息)."""
 import os
-import secrets
 
 from flask import Flask, render_template, request, session
 from flask_socketio import SocketIO, call, emit, send
 from socketio.exceptions import TimeoutError as NoAnswer  # not the built-in TimeoutError
 
-from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
+from groundwork import protect, reject
 
 socketio = SocketIO()
 
@@ -21,54 +20,14 @@ def create_app(**settings):
     app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    use_secret_key(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
-                      max_http_buffer_size=MAX_PACKET)
-    guard_the_wire(app, socketio)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
 
     @app.get("/")
     def index():
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
-
-
-def use_secret_key(app):
-    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
-    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = os.path.join(app.instance_path, "secret_key")
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
-            file.write(secrets.token_hex(32))
-        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
-    except FileExistsError:
-        pass
-    with open(path) as file:
-        app.config["SECRET_KEY"] = file.read().strip()
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def forged(event):
-    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
-    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
-    return socketio.server.manager.is_connected(request.sid, request.namespace)
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
-    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
-    raise error
 
 
 def checked_text(text, name="the message"):
@@ -149,16 +108,12 @@ def receipt(*answer):
 @socketio.on("connect", namespace="/chat")
 def connect():
     """Remember this connection's sid on /chat: every namespace gives a client a different sid."""
-    if forged("connect"):
-        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     session["chat_sid"] = request.sid  # the Socket.IO session is shared by all namespaces of a connection
 
 
 @socketio.on("disconnect", namespace="/chat")
 def disconnect(reason):
     """Forget the /chat sid: answers for /chat have nowhere to go now."""
-    if forged("disconnect"):
-        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     session.pop("chat_sid", None)
 
 

@@ -1,13 +1,12 @@
 """05 · Broadcast: everyone, everyone but me, and messages the server starts (notes: 广播)."""
 import os
-import secrets
 import threading
 import time
 
 from flask import Flask, current_app, render_template, request
 from flask_socketio import SocketIO, emit
 
-from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
+from groundwork import protect, reject
 
 socketio = SocketIO()
 
@@ -24,10 +23,8 @@ def create_app(**settings):
                             TICK_SECONDS=1)
     app.config.from_prefixed_env()
     app.config.update(settings)
-    use_secret_key(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
-                      max_http_buffer_size=MAX_PACKET)
-    guard_the_wire(app, socketio)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
 
     @app.get("/")
     def index():
@@ -49,44 +46,6 @@ def create_app(**settings):
         return {"sent": text}
 
     return app
-
-
-def use_secret_key(app):
-    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
-    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = os.path.join(app.instance_path, "secret_key")
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
-            file.write(secrets.token_hex(32))
-        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
-    except FileExistsError:
-        pass
-    with open(path) as file:
-        app.config["SECRET_KEY"] = file.read().strip()
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def forged(event):
-    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
-    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
-    return socketio.server.manager.is_connected(request.sid, request.namespace)
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
-    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
-    raise error
 
 
 def checked_text(text, name="the message"):
@@ -113,8 +72,6 @@ def json_body():
 def connect():
     """Count the listener in, and start the clock if this is the first one."""
     global clock
-    if forged("connect"):
-        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     with clock_lock:
         listeners.add(request.sid)
         if clock is None:
@@ -124,8 +81,6 @@ def connect():
 @socketio.on("disconnect")
 def disconnect(reason):
     """Count the listener out: the clock stops at its next tick when nobody is left."""
-    if forged("disconnect"):
-        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     with clock_lock:
         listeners.discard(request.sid)
 

@@ -4,9 +4,9 @@ import re
 import secrets
 
 from flask import Flask, current_app, render_template, request
-from flask_socketio import ConnectionRefusedError, SocketIO, emit
+from flask_socketio import ConnectionRefusedError, SocketIO
 
-from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
+from groundwork import protect, reject
 
 socketio = SocketIO()
 
@@ -21,45 +21,14 @@ def create_app(**settings):
     app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
     app.config.from_prefixed_env()
     app.config.update(settings)
-    use_secret_key(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
-                      max_http_buffer_size=MAX_PACKET)
-    guard_the_wire(app, socketio)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
 
     @app.get("/")
     def index():
         return render_template("index.html", async_mode=socketio.async_mode)
 
     return app
-
-
-def use_secret_key(app):
-    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
-    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = os.path.join(app.instance_path, "secret_key")
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
-            file.write(secrets.token_hex(32))
-        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
-    except FileExistsError:
-        pass
-    with open(path) as file:
-        app.config["SECRET_KEY"] = file.read().strip()
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def forged(event):
-    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
-    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
-    return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 
 def checked_username(name):
@@ -101,8 +70,6 @@ def my_error_event(data):
 @socketio.on("connect", namespace="/chat")
 def connect(auth):
     """Refuse /chat to a connection without a name: the client is told why, in words meant for it."""
-    if forged("connect"):
-        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     try:
         checked_username(auth.get("name") if isinstance(auth, dict) else None)
     except ValueError as error:

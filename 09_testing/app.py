@@ -1,14 +1,13 @@
 """09 · Testing: the notes' test page, working, and how to test and debug it (notes: 测试)."""
 import os
 import re
-import secrets
 import threading
 
 from flask import Flask, current_app, redirect, render_template, request, session, url_for
 from flask_socketio import SocketIO, call, emit
 from socketio import exceptions
 
-from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
+from groundwork import protect, reject
 
 socketio = SocketIO()
 
@@ -29,10 +28,8 @@ def create_app(**settings):
     app.config.update(settings)
     # Every Socket.IO event and Engine.IO packet in the server's output: for debugging, off by default.
     verbose = app.config["SOCKETIO_LOGGER"]
-    use_secret_key(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
-                      max_http_buffer_size=MAX_PACKET, logger=verbose, engineio_logger=verbose)
-    guard_the_wire(app, socketio)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], logger=verbose, engineio_logger=verbose)
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
     # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows this server's sockets, rooms and
     # events live: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
     if app.config.get("ADMIN_PASSWORD"):
@@ -55,44 +52,6 @@ def create_app(**settings):
         return redirect(url_for("index"))
 
     return app
-
-
-def use_secret_key(app):
-    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
-    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = os.path.join(app.instance_path, "secret_key")
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
-            file.write(secrets.token_hex(32))
-        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
-    except FileExistsError:
-        pass
-    with open(path) as file:
-        app.config["SECRET_KEY"] = file.read().strip()
-
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def forged(event):
-    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
-    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
-    return socketio.server.manager.is_connected(request.sid, request.namespace)
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments: calling its handler raised TypeError
-    before the handler ran. Any other error is a bug, raised again so that the log shows it."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
-    raise error
 
 
 def checked_username(name):
@@ -121,8 +80,6 @@ def respond(text):
 @socketio.on("connect", namespace="/test")
 def connect():
     """Greet the connection by the name in its session cookie (set by ``/login``), as the page expects."""
-    if forged("connect"):
-        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     respond("Connected")
 
 

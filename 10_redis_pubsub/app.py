@@ -1,22 +1,23 @@
 """10 · Redis pub/sub: notifications for several server processes, nothing lost (notes: redis订阅+websocket)."""
 import os
 
-if __name__ == "__main__":
-    import serving
-    serving.monkey_patch(os.environ.get("ASYNC_MODE", "threading"))  # first, before anything opens a socket
+if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
+    # First, before anything opens a socket: redis-py reads its sockets with blocking calls, which
+    # would freeze every green thread, so python-socketio refuses Redis under eventlet unless the
+    # standard library is patched to yield. (A gunicorn gevent worker patches by itself.)
+    import eventlet
+    eventlet.monkey_patch()
 
-import secrets
 import sys
 import threading
 import time
 
+import notification_store as store
 import redis
 from flask import Flask, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-import notification_store as store
-import serving
-from wire_guard import MAX_PACKET, CheckedPacket, guard_the_wire
+from groundwork import protect, reject, serving
 
 socketio = SocketIO()
 private_room = store.private_room  # "user:<name>": every tab of one user, in every process
@@ -32,7 +33,6 @@ def create_app(**settings):
                             SESSION_COOKIE_SAMESITE="Lax")
     app.config.from_prefixed_env()
     app.config.update(settings)
-    use_secret_key(app)
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = serving.start_private_redis()
     app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
@@ -40,11 +40,10 @@ def create_app(**settings):
     # delivers the ones it reads there to its own clients, so rooms span processes.
     # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
     queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], serializer=CheckedPacket,
-                      max_http_buffer_size=MAX_PACKET, message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
-    guard_the_wire(app, socketio)
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
     # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows the sockets, rooms and events of every
     # process on this Redis: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
     if app.config.get("ADMIN_PASSWORD"):
@@ -108,8 +107,6 @@ def login_failed(error, status):
 @socketio.on("connect")
 def connect(auth):
     """Admit only a logged-in user, put the connection in that user's room, and send what it missed."""
-    if forged("connect"):
-        return reject("connect", "'connect' is sent by Socket.IO itself, not by a client")
     name = session.get("username")
     if name is None:
         raise ConnectionRefusedError("log in first")
@@ -132,8 +129,6 @@ def connect(auth):
 @socketio.on("disconnect")
 def disconnect(reason=None):
     """Forget the connection's replay allowance."""
-    if forged("disconnect"):
-        return reject("disconnect", "'disconnect' is sent by Socket.IO itself, not by a client")
     replays.pop(request.sid, None)
 
 
@@ -292,46 +287,6 @@ def connected_users():
     rooms = list(socketio.server.manager.rooms.get("/", {}))
     return [room.removeprefix(private_room("")) for room in rooms
             if isinstance(room, str) and room.startswith(private_room(""))]
-
-
-# The skeleton every chapter shares: one way to answer bad input, and the secret key.
-
-def reject(event, problem):
-    """Tell the sender only what was wrong; the returned value answers an acknowledgement."""
-    emit("bad_input", {"event": event, "error": problem})
-    return {"error": problem}
-
-
-def forged(event):
-    """Whether a client sent an ordinary event called ``event`` ("connect", "disconnect") to run this
-    lifecycle handler on an open connection: the real ones run only while it opens or closes."""
-    return socketio.server.manager.is_connected(request.sid, request.namespace)
-
-
-@socketio.on_error_default
-def wrong_arguments(error):
-    """Answer an event sent with too few or too many arguments (Flask-SocketIO's call of the handler raised
-    TypeError, no frame of the handler in the traceback); re-raise anything else, a real bug to be logged."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        return reject(request.event["message"], "wrong number of arguments")
-    raise error
-
-
-def use_secret_key(app):
-    """Sign sessions with FLASK_SECRET_KEY, else with a random key made on the first run and kept in
-    the instance folder (never committed): nobody else knows it, and a restart keeps sessions valid."""
-    if app.config.get("SECRET_KEY"):
-        return
-    path = os.path.join(app.instance_path, "secret_key")
-    os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        with open(path, "x") as file:  # "x": if two processes start at once, one writes, both read
-            file.write(secrets.token_hex(32))
-        print(f" * Sessions are signed with a new random key, kept in {path}", flush=True)
-    except FileExistsError:
-        pass
-    with open(path) as file:
-        app.config["SECRET_KEY"] = file.read().strip()
 
 
 if __name__ == "__main__":

@@ -15,9 +15,8 @@ import argparse
 import os
 import secrets
 
-import redis
-
 import notification_store as store
+import redis
 
 
 def main(argv=None):

@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import notification_store
 import psutil
 import pytest
 import redis
@@ -16,7 +16,6 @@ import requests
 import socketio
 from playwright.sync_api import expect
 
-import notification_store
 from tutorial import ASYNC_MODES
 from tutorial.servers import free_port
 from tutorial.testing import next_event, received_until
@@ -588,7 +587,7 @@ def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publ
 
 def test_the_chaos_rig_in_miniature_loses_nothing_and_shows_nothing_twice():
     """`make chaos` at its smallest (kill -9, Redis restarted, forged publishes): every count exact."""
-    result = subprocess.run([sys.executable, "chaos.py", "--smoke", "--json"], cwd=Path(__file__).parent,
+    result = subprocess.run([sys.executable, "-m", "tutorial.chaos", "--smoke", "--json"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout.splitlines()[-1])

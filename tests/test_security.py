@@ -14,10 +14,10 @@ import pytest
 import websocket
 from flask import Flask, session
 from flask.sessions import SecureCookieSessionInterface
+from wire_guard import MAX_PACKET
 
 from tutorial import ASYNC_MODES, CHAPTERS, ROOT
 from tutorial.servers import ChapterServer
-from wire_guard import MAX_PACKET
 
 LIFECYCLE = ("connect", "disconnect")
 # How a client gets in, where a chapter asks: auth per namespace, or a form posted to /login.

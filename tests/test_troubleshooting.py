@@ -15,8 +15,8 @@ import socketio
 from flask import Flask, request
 from flask_socketio import SocketIO, emit, send
 
+from groundwork.redis_server import PrivateRedis
 from tutorial import ROOT, chapter_dir
-from tutorial.production import private_redis
 from tutorial.servers import WORKERS, Gunicorn, Nginx, ServerProcess, free_port
 from tutorial.testing import next_event
 
@@ -54,7 +54,7 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def redis_url():
     """A private Redis for this module."""
-    server = private_redis().start()
+    server = PrivateRedis().start()
     yield server.url
     server.remove()
 

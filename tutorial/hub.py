@@ -10,7 +10,6 @@ the outage demo, and can start a second server process on it. Stopping the hub s
 """
 import ast
 import difflib
-import importlib.util
 import json
 import logging
 import os
@@ -33,6 +32,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 from werkzeug.serving import make_server
+
+from groundwork.redis_server import PrivateRedis
 
 from . import ROOT
 from .changes import compare
@@ -95,8 +96,8 @@ class Chapter:
 
     @property
     def uses_redis(self):
-        """Whether the chapter needs a Redis (it ships the private one it starts when REDIS_URL is unset)."""
-        return (self.folder / "private_redis.py").is_file()
+        """Whether the chapter needs a Redis (it starts a private one when REDIS_URL is unset)."""
+        return "REDIS_URL" in self.source("app.py")
 
     @property
     def instrumented(self):
@@ -226,13 +227,9 @@ def lan_addresses():
             if address.family == socket.AF_INET and not address.address.startswith("127.")]
 
 
-def private_redis(chapter):
-    """A new, durable ``PrivateRedis`` from the chapter's own ``private_redis.py``, imported from its file."""
-    path = chapter.folder / "private_redis.py"
-    spec = importlib.util.spec_from_file_location(f"private_redis_{chapter.number}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.PrivateRedis(durable=True)  # durable: stopped and started again, it keeps every notification
+def private_redis():
+    """A new, durable private Redis: stopped and started again, it keeps every notification."""
+    return PrivateRedis(durable=True)
 
 
 class ChapterLog:
@@ -397,7 +394,7 @@ class Hub:
                              daemon=True).start()
         for number, slot in self.slots.items():
             if slot.chapter.uses_redis:
-                self.redis[number] = private_redis(slot.chapter).start()
+                self.redis[number] = private_redis().start()
                 for chapter_slot in (slot, self.seconds[number]):
                     chapter_slot.env["REDIS_URL"] = self.redis[number].url
         for slot in self.slots.values():

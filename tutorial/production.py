@@ -3,7 +3,6 @@
 One Redis (the chapter's private one), one random secret key shared by every process,
 N gunicorn processes of one worker each, nginx in front with sticky sessions on one port.
 """
-import importlib.util
 import os
 import secrets
 import shutil
@@ -12,18 +11,12 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from groundwork.redis_server import PrivateRedis
+
 from . import chapter_dir
 from .servers import WORKERS, Gunicorn, Nginx
 
 CHAPTER = "10"
-
-
-def private_redis():
-    """The chapter's ``private_redis.PrivateRedis``, loaded from its file (the chapter stays a plain folder)."""
-    spec = importlib.util.spec_from_file_location("private_redis", chapter_dir(CHAPTER) / "private_redis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.PrivateRedis()
 
 
 def start_deaf_to_ctrl_c(redis):
@@ -62,7 +55,7 @@ class Cluster:
         """Start Redis, the gunicorn processes, then nginx; return once nginx serves the page."""
         try:
             if self.redis_url is None:
-                self.redis = start_deaf_to_ctrl_c(private_redis())
+                self.redis = start_deaf_to_ctrl_c(PrivateRedis())
                 self.redis_url = self.redis.url
             self.env["REDIS_URL"] = self.redis_url
             self.servers = [self._gunicorn() for _ in range(self.scale)]

@@ -17,7 +17,7 @@ senders stop, every send gets its definite answer, and per fault it prints:
 - p50/p99 delivery latency (send started -> shown) and recovery: from the fault until
   every notification acknowledged up to the end of the fault is shown on every tab of its recipient.
 
-``python chaos.py --help`` lists the sizes; ``--smoke`` is the few-second version the suite runs.
+``python -m tutorial.chaos --help`` lists the sizes; ``--smoke`` is the few-second version the suite runs.
 """
 import argparse
 import json
@@ -35,10 +35,12 @@ from pathlib import Path
 import redis
 import requests
 
-from private_redis import PrivateRedis
+from groundwork.redis_server import PrivateRedis
+from tutorial import chapter_dir
 from tutorial.servers import ChapterServer
 
 HERE = Path(__file__).parent
+CHAPTER = chapter_dir("10").name
 
 
 class Rig:
@@ -53,7 +55,7 @@ class Rig:
 
     def start(self):
         self.redis.start()
-        self.servers = [ChapterServer(HERE.name, self.args.async_mode, env=self.env)
+        self.servers = [ChapterServer(CHAPTER, self.args.async_mode, env=self.env)
                         for _ in range(self.args.servers)]
         with ThreadPoolExecutor() as starting:  # all at once: each takes a second or two to import Flask
             list(starting.map(ChapterServer.start, self.servers))
@@ -109,7 +111,7 @@ class Rig:
         os.killpg(victim.process.pid, signal.SIGKILL)
         victim.process.wait()
         victim.stop()
-        self.servers[0] = ChapterServer(HERE.name, self.args.async_mode, port=victim.port, env=self.env).start()
+        self.servers[0] = ChapterServer(CHAPTER, self.args.async_mode, port=victim.port, env=self.env).start()
 
     def drop_connections(self):
         self.command("drop")
@@ -260,7 +262,7 @@ def table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python chaos.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tutorial.chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--async-mode", default=os.environ.get("ASYNC_MODE", "threading"),
                         choices=["threading", "eventlet"])
     parser.add_argument("--servers", type=int, default=3, help="server processes (default 3)")

@@ -1,5 +1,5 @@
-"""How chapter 10 runs as a server, out of the lesson's way: monkey patching, the WebSocket
-compression it declines, its private Redis, and the limits of each async mode.
+"""How chapter 10 runs as a server, out of the lesson's way: the WebSocket compression it declines,
+its private Redis, and the limits of each async mode.
 
 ``app.py`` calls these; nothing here is about notifications.
 """
@@ -7,22 +7,11 @@ import atexit
 import os
 import signal
 
+from .redis_server import PrivateRedis
+
 # Eventlet's WSGI server serves at most this many connections at once (its default, 1024,
 # would leave tab 1,023 on "connecting…"); each idle one costs a green thread, a few KB.
 EVENTLET_CONNECTIONS = 10_000
-
-
-def monkey_patch(async_mode):
-    """Make the standard library cooperative under eventlet; call it first, before anything opens a socket.
-
-    redis-py reads its sockets with blocking calls, which would freeze every eventlet green
-    thread, so python-socketio refuses Redis under eventlet unless the socket library is
-    patched to yield. Only when run as the server (``python app.py``): a process that imports
-    the app (pytest, a gunicorn worker, which patches by itself) must not be patched here.
-    """
-    if async_mode == "eventlet":
-        import eventlet
-        eventlet.monkey_patch()
 
 
 def decline_websocket_compression(wsgi_app):
@@ -43,9 +32,6 @@ def decline_websocket_compression(wsgi_app):
 
 def start_private_redis():
     """No REDIS_URL: run a private redis-server (with a random password) for as long as this process."""
-    # Imported here, not above: app.py imports this module before monkey patching, and
-    # private_redis imports socket and redis, which must come after it.
-    from private_redis import PrivateRedis
     private = PrivateRedis().start()
     atexit.register(private.remove)
     print(f" * No REDIS_URL: started a private Redis at {private.url}\n"

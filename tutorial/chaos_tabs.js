@@ -5,7 +5,7 @@
 "use strict";
 const readline = require("node:readline");
 const { io } = require("socket.io-client");
-const { connectNotifications } = require("./notifications.js");
+const { connectNotifications } = require("../10_redis_pubsub/notifications.js");  // the page's own logic
 
 const config = JSON.parse(process.argv[2]);
 const out = (event) => process.stdout.write(JSON.stringify(event) + "\n");

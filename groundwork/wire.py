@@ -1,0 +1,158 @@
+"""The wire guard: what a client sends is checked below the handlers, as Node's Socket.IO server checks it.
+
+A handler only ever sees a well-formed event from a connected client, with the arguments it
+takes. What is malformed closes its own connection with one log line (as socket.io-parser's
+"invalid payload" does), never a traceback, a wedged connection or a worker held forever; an
+event sent with too few or too many arguments is answered with ``bad_input``, and the
+connection stays. Workarounds for python-engineio 4.15 and python-socketio 5.18, each proved
+by ``tests/test_groundwork.py`` (CONTRIBUTING.md has the table).
+
+What a real client sends always passes, over WebSocket and over long-polling alike: bursts
+(the JavaScript client packs every buffered packet into one POST, limited only in bytes),
+binary data (``b<base64>`` in a polling body), reconnections.
+"""
+import inspect
+import io
+
+import engineio.payload
+from socketio.packet import BINARY_EVENT, CONNECT_ERROR, EVENT, Packet
+
+MAX_PACKET = 64_000  # bytes in one packet or one long-polling POST (Engine.IO's default: 1 MB)
+MAX_ATTACHMENTS = 10  # binary attachments a packet may announce, all held in memory until they arrive
+# Event names a client may not send: Socket.IO's own (the JavaScript client refuses to emit them and
+# socket.io-parser refuses to decode them). python-socketio would run the lifecycle handler instead.
+RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+
+# python-engineio refuses a POST of more than 16 packets by raising inside the request, answering 200 and
+# dropping the whole POST (python-engineio#142): a burst of quick emits over long-polling vanishes. The
+# limit that matters is in bytes, which ``max_http_buffer_size`` sets; every packet takes at least one.
+engineio.payload.Payload.max_decode_packets = MAX_PACKET
+
+
+class CheckedPacket(Packet):
+    """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
+    also for an event that is not ``[name, *arguments]`` or uses a reserved name, JSON nested too deep
+    (RecursionError), placeholders of attachments that do not exist (IndexError, TypeError) and more
+    attachments announced than MAX_ATTACHMENTS. Its refusal of an unknown namespace gets the ``{message}``
+    the JavaScript client reads, not a bare string."""
+
+    def encode(self):
+        if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
+            self.data = {"message": self.data}
+        return super().encode()
+
+    def decode(self, encoded_packet):
+        try:
+            attachments = super().decode(encoded_packet)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        except (IndexError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"not a Socket.IO packet ({type(error).__name__})") from None
+        if attachments and attachments > MAX_ATTACHMENTS:
+            raise ValueError(f"more than {MAX_ATTACHMENTS} binary attachments announced")
+        if self.packet_type in (EVENT, BINARY_EVENT) and not (
+                isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
+            raise ValueError("an event that is not [name, ...arguments]")
+        if self.packet_type in (EVENT, BINARY_EVENT) and self.data[0] in RESERVED_EVENTS:
+            raise ValueError(f"an event named {self.data[0]!r}, which only Socket.IO itself sends")
+        return attachments
+
+    @classmethod
+    def reconstruct_binary(cls, data, attachments):
+        try:
+            return super().reconstruct_binary(data, attachments)
+        except (IndexError, TypeError, KeyError, RecursionError):
+            raise ValueError("a placeholder for an attachment that does not exist") from None
+
+
+def guard(app, socketio):
+    """Check every packet, long-polling POST and event's arguments of ``socketio`` below its handlers."""
+    server = socketio.server
+    server.packet_class = CheckedPacket
+    server.eio.max_http_buffer_size = MAX_PACKET
+    eio = server.eio
+    decode_and_dispatch = eio.handlers["message"]
+    trigger_event = server._trigger_event
+
+    def message(eio_sid, data):
+        try:
+            if eio_sid in server._binary_packet and not isinstance(data, bytes):
+                raise ValueError("text where an announced binary attachment belongs")
+            return decode_and_dispatch(eio_sid, data)
+        except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
+            server._binary_packet.pop(eio_sid, None)
+            refused(f"a malformed packet ({str(error)[:100]!r})")
+            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+
+    def checked_trigger_event(event, namespace, sid, *args):
+        handler = event not in RESERVED_EVENTS and handler_of(server, event, namespace)
+        if handler and not takes(handler, args):
+            problem = "wrong number of arguments: see the events table in README.md"
+            server.emit("bad_input", {"event": event, "error": problem}, to=sid, namespace=namespace)
+            return {"error": problem}  # answers the sender's acknowledgement, if it asked for one
+        return trigger_event(event, namespace, sid, *args)
+
+    def guarded(environ, start_response):
+        problem = polling_problem(environ)
+        try:
+            if not problem:
+                return wsgi_app(environ, start_response)
+        except (ConnectionError, StopIteration):
+            raise  # how python-engineio ends every WebSocket under Werkzeug and gunicorn
+        except Exception as error:
+            problem = f"a request that failed below the app ({type(error).__name__})"
+        refused(problem)
+        start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+        return [b"Bad Request"]
+
+    eio.on("message", message)
+    server._trigger_event = checked_trigger_event
+    wsgi_app, app.wsgi_app = app.wsgi_app, guarded
+
+
+def handler_of(server, event, namespace):
+    """The function a chapter wrote for ``event`` on ``namespace`` (decorated or a Namespace class's
+    ``on_<event>``), None for a catch-all or no handler: python-socketio's own lookup order."""
+    handlers = server.handlers.get(namespace, {})
+    if event in handlers:
+        return inspect.unwrap(handlers[event])  # Flask-SocketIO's wrapper takes (sid, *args) for every handler
+    catch_all = "*" in handlers or server.handlers.get("*", {}).keys() & {event, "*"}
+    if namespace in server.namespace_handlers and not catch_all:
+        return getattr(server.namespace_handlers[namespace], f"on_{event}", None)
+    return None
+
+
+def takes(handler, args):
+    """Whether ``handler`` can be called with ``args``, as Flask-SocketIO will call it."""
+    try:
+        inspect.signature(handler).bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
+def polling_problem(environ):
+    """What is wrong with a long-polling POST, which python-engineio would answer only after the client's
+    next poll, or never: a length that is no length, too big, not UTF-8, or a packet of a type Engine.IO
+    does not have (``b`` is a binary packet in base64). None if it is fine."""
+    if environ["REQUEST_METHOD"] != "POST" or not environ["PATH_INFO"].startswith("/socket.io"):
+        return None
+    length = environ.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit():  # "abc", "-1": int() would raise, read(-1) would wait for the client to close
+        return f"a long-polling POST with Content-Length {length[:20]!r}"
+    if int(length) > MAX_PACKET:
+        return f"a long-polling POST of {length} bytes"
+    body = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    try:
+        packets = body.decode("utf-8").split("\x1e")
+    except UnicodeDecodeError:
+        return "a long-polling POST that is not UTF-8"
+    if not all(packet[:1] and packet[:1] in "0123456b" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets"
+    return None
+
+
+def refused(what):
+    """Log, in one line, that the server refused something a client sent."""
+    print(f" * refused {what} from a client", flush=True)
