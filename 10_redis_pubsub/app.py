@@ -25,81 +25,6 @@ UNAVAILABLE = "notifications unavailable: cannot reach Redis"
 REPLAYS = (10, 10)  # sync/older requests per connection per window of seconds
 
 
-def create_app(**settings):
-    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
-    app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"), REDIS_URL=os.environ.get("REDIS_URL"),
-                            MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False, RATE_LIMIT=store.RATE_LIMIT,
-                            SESSION_COOKIE_SAMESITE="Lax")
-    app.config.from_prefixed_env()
-    app.config.update(settings)
-    if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = serving.start_private_redis()
-    app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
-    # The message queue: every process publishes its emits on this Redis channel and
-    # delivers the ones it reads there to its own clients, so rooms span processes.
-    # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
-    queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
-    if not app.config["WEBSOCKET_COMPRESSION"]:
-        app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
-    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
-    # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows the sockets, rooms and events of every
-    # process on this Redis: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
-    if app.config.get("ADMIN_PASSWORD"):
-        socketio.server.instrument(auth={"username": "admin", "password": app.config["ADMIN_PASSWORD"]},
-                                   read_only=app.config.get("ADMIN_READ_ONLY", True))
-    app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
-    app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
-    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
-
-    @app.get("/")
-    def index():
-        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"),
-                               page=store.PAGE)
-
-    @app.get("/notifications.js")
-    def notifications_js():
-        """The page's client logic, a file of its own so that the chaos rig runs the very same code under Node."""
-        return send_from_directory(app.root_path, "notifications.js")
-
-    @app.post("/login")
-    def login():
-        """Remember who this browser is (a signed session cookie) and make them a known recipient."""
-        if from_another_site():
-            return login_failed("log in from this site's own page", 403)
-        try:
-            name = store.checked_login_name(request.form.get("username", ""))
-            store.register(app.extensions["redis"], name)
-        except ValueError as error:
-            return login_failed(str(error), 400)
-        except redis.RedisError:
-            return login_failed(UNAVAILABLE, 503)
-        session["username"] = name
-        return redirect(url_for("index"))
-
-    @app.post("/logout")
-    def logout():
-        """Forget who this browser is (its page closes its connection as it leaves)."""
-        if from_another_site():
-            return "log out from this site's own page", 403
-        session.clear()
-        return redirect(url_for("index"))
-
-    return app
-
-
-def from_another_site():
-    """Whether a browser sent this form from another site's page: its Origin is not ours (SameSite=Lax keeps
-    the cookie off another site's background requests, not off its top-level form posts)."""
-    return request.origin not in (None, request.host_url.rstrip("/"))
-
-
-def login_failed(error, status):
-    """The login form again, saying why."""
-    return render_template("index.html", async_mode=socketio.async_mode, username=None, error=error), status
-
-
 # The lesson: each connection joins its user's room; a notification is stored, then
 # announced; every process forwards what it hears to its own tabs; a tab that was
 # away asks for what it missed, after the last notification it holds.
@@ -287,6 +212,83 @@ def connected_users():
     rooms = list(socketio.server.manager.rooms.get("/", {}))
     return [room.removeprefix(private_room("")) for room in rooms
             if isinstance(room, str) and room.startswith(private_room(""))]
+
+
+# Below the lesson: the Flask app around the handlers (settings, the message queue, login and the page).
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"), REDIS_URL=os.environ.get("REDIS_URL"),
+                            MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False, RATE_LIMIT=store.RATE_LIMIT,
+                            SESSION_COOKIE_SAMESITE="Lax")
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = serving.start_private_redis()
+    app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
+    # The message queue: every process publishes its emits on this Redis channel and
+    # delivers the ones it reads there to its own clients, so rooms span processes.
+    # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
+    queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    if not app.config["WEBSOCKET_COMPRESSION"]:
+        app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
+    # The Socket.IO Admin UI (served from static/vendor/admin-ui/) shows the sockets, rooms and events of every
+    # process on this Redis: only with a password (FLASK_ADMIN_PASSWORD), read-only unless FLASK_ADMIN_READ_ONLY=false.
+    if app.config.get("ADMIN_PASSWORD"):
+        socketio.server.instrument(auth={"username": "admin", "password": app.config["ADMIN_PASSWORD"]},
+                                   read_only=app.config.get("ADMIN_READ_ONLY", True))
+    app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
+    app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
+    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode, username=session.get("username"),
+                               page=store.PAGE)
+
+    @app.get("/notifications.js")
+    def notifications_js():
+        """The page's client logic, a file of its own so that the chaos rig runs the very same code under Node."""
+        return send_from_directory(app.root_path, "notifications.js")
+
+    @app.post("/login")
+    def login():
+        """Remember who this browser is (a signed session cookie) and make them a known recipient."""
+        if from_another_site():
+            return login_failed("log in from this site's own page", 403)
+        try:
+            name = store.checked_login_name(request.form.get("username", ""))
+            store.register(app.extensions["redis"], name)
+        except ValueError as error:
+            return login_failed(str(error), 400)
+        except redis.RedisError:
+            return login_failed(UNAVAILABLE, 503)
+        session["username"] = name
+        return redirect(url_for("index"))
+
+    @app.post("/logout")
+    def logout():
+        """Forget who this browser is (its page closes its connection as it leaves)."""
+        if from_another_site():
+            return "log out from this site's own page", 403
+        session.clear()
+        return redirect(url_for("index"))
+
+    return app
+
+
+def from_another_site():
+    """Whether a browser sent this form from another site's page: its Origin is not ours (SameSite=Lax keeps
+    the cookie off another site's background requests, not off its top-level form posts)."""
+    return request.origin not in (None, request.host_url.rstrip("/"))
+
+
+def login_failed(error, status):
+    """The login form again, saying why."""
+    return render_template("index.html", async_mode=socketio.async_mode, username=None, error=error), status
 
 
 if __name__ == "__main__":
