@@ -128,10 +128,10 @@ def start_servers():
 
 
 def session_cookie(url, user):
-    """Log ``user`` in through the login form and return the signed session cookie."""
+    """Log ``user`` in through the login form and return its signed session cookie, as a Cookie header."""
     response = requests.post(f"{url}/login", data={"username": user}, allow_redirects=False, timeout=5)
     assert response.status_code == 302, response.text
-    return response.cookies["session"]
+    return "; ".join(f"{name}={value}" for name, value in response.cookies.items())
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def connect():
 
     def connect(server, user, auth=None):
         sio = socketio.SimpleClient()
-        sio.connect(server.url, headers={"Cookie": f"session={session_cookie(server.url, user)}"}, auth=auth,
+        sio.connect(server.url, headers={"Cookie": session_cookie(server.url, user)}, auth=auth,
                     transports=["websocket"], wait_timeout=5)
         clients.append(sio)
         return sio
