@@ -1,7 +1,8 @@
-"""Rough edges a newcomer hit (issue 13) that need no server; the others are seen on the hub (test_hub.py)."""
+"""Rough edges a newcomer hit (issues 13 and 23) that need no server; the others are seen on the hub (test_hub.py)."""
 import os
 import re
 import subprocess
+from html.parser import HTMLParser
 
 import pytest
 
@@ -27,3 +28,37 @@ def test_make_notebooks_allows_root_only_as_root():
     dry_run = subprocess.run(["make", "-n", "notebooks"], cwd=ROOT, capture_output=True, text=True, check=True)
     [command] = [line for line in dry_run.stdout.splitlines() if "jupyter lab" in line]
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+# Elements that have no end tag in HTML.
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+TEMPLATES = sorted([*ROOT.glob("[0-9][0-9]_*/templates/*.html"), *ROOT.glob("tutorial/templates/*.html")])
+
+
+class TagNesting(HTMLParser):
+    """Every end tag of a page that closes something other than the innermost open element."""
+
+    def __init__(self):
+        super().__init__()
+        self.open, self.misplaced = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID_ELEMENTS:
+            self.open.append((tag, self.getpos()[0]))
+
+    def handle_endtag(self, tag):
+        if self.open and self.open[-1][0] == tag:
+            self.open.pop()
+        else:
+            self.misplaced.append(f"</{tag}> on line {self.getpos()[0]}, inside {self.open[-1] if self.open else None}")
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=[t.relative_to(ROOT).as_posix() for t in TEMPLATES])
+def test_every_template_closes_what_it_opens_in_order(template):
+    # A stray end tag is silently dropped or closes an outer element early, depending on the browser:
+    # the page still looks right, so only a count catches it. Optional end tags (</p>, </li>) are written.
+    nesting = TagNesting()
+    nesting.feed(template.read_text(encoding="utf-8"))
+    nesting.close()
+    assert nesting.misplaced == [] and nesting.open == []
+
