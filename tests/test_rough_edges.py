@@ -62,3 +62,30 @@ def test_every_template_closes_what_it_opens_in_order(template):
     nesting.close()
     assert nesting.misplaced == [] and nesting.open == []
 
+
+def emoji(text):
+    """The emoji characters of ``text`` (pictographs, symbols and dingbats), each once, in order."""
+    return list(dict.fromkeys(re.findall(r"[\u2600-\u27bf\U0001f000-\U0001faff]", text)))
+
+
+PAGE_EMOJI = [(template, character) for template in TEMPLATES
+              for character in emoji(template.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize(("template", "character"), PAGE_EMOJI,
+                         ids=[f"{t.relative_to(ROOT).as_posix()}-U+{ord(c):X}" for t, c in PAGE_EMOJI])
+def test_every_emoji_of_a_page_is_drawn_not_a_box(browser, template, character):
+    # Without a font that has the character, Chromium draws the font's "missing glyph" box, the same box for
+    # every missing character: so the emoji, drawn as the page draws text, must not look like a character
+    # that no font has (U+10FFFD, the last private-use code point).
+    page = browser.new_page()
+    try:
+        stylesheet = (ROOT / "static" / "tutorial.css").read_text(encoding="utf-8")
+        glyph = "display: inline-block; width: 3rem; height: 3rem; font-size: 2rem; line-height: 3rem"
+        page.set_content(f'<style>{stylesheet}</style><span id="emoji" style="{glyph}">{character}</span>'
+                         f'<span id="missing" style="{glyph}">\U0010fffd</span>')
+        drawn, missing = (page.locator(f"#{name}").screenshot() for name in ("emoji", "missing"))
+        looks_missing = drawn == missing
+    finally:
+        page.close()
+    assert not looks_missing, f"{character} is drawn as a box: install a colour emoji font (make test does)"
