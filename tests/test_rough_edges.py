@@ -5,6 +5,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
+from markdown_it import MarkdownIt
 
 from conftest import load_chapter
 from tutorial import CHAPTERS, ROOT
@@ -89,3 +90,28 @@ def test_every_emoji_of_a_page_is_drawn_not_a_box(browser, template, character):
     finally:
         page.close()
     assert not looks_missing, f"{character} is drawn as a box: install a colour emoji font (make test does)"
+
+
+MARKDOWN_PAGES = sorted(path for path in ROOT.rglob("*.md")
+                        if not {".venv", "node_modules"} & set(path.relative_to(ROOT).parts))
+# pytest run as a command: not pytest-xdist, pytest.ini, "import pytest" in a Python block.
+PYTEST_COMMAND = re.compile(r"(?<![\w./-])pytest(?![\w.-])")
+
+
+def commands(page):
+    """The inline code of a Markdown page and the lines of its shell blocks: where a reader copies commands from."""
+    found = []
+    for token in MarkdownIt("commonmark").enable("table").parse(page.read_text(encoding="utf-8")):
+        if token.type == "fence" and token.info in ("bash", "sh", ""):
+            found += token.content.splitlines()
+        found += [child.content for child in token.children or () if child.type == "code_inline"]
+    return found
+
+
+@pytest.mark.parametrize("page", MARKDOWN_PAGES, ids=[p.relative_to(ROOT).as_posix() for p in MARKDOWN_PAGES])
+def test_every_page_runs_the_tests_one_way(page):
+    # Bare `pytest` is not on the PATH unless the venv is activated, which no page asks for: the form that
+    # works as printed, from the repository root after set-up, is the venv's Python running pytest.
+    other_forms = [command for command in commands(page) for match in PYTEST_COMMAND.finditer(command)
+                   if not command[:match.start()].endswith(".venv/bin/python -m ")]
+    assert other_forms == []
