@@ -4,16 +4,18 @@ import re
 import socket
 import subprocess
 import sys
+from itertools import permutations
 
 import psutil
 import pytest
+import requests
 import socketio
 from playwright.sync_api import expect
 
 from tutorial import CHAPTERS
 from tutorial import hub as hub_module
 from tutorial.__main__ import main
-from tutorial.hub import Chapter, pick_port
+from tutorial.hub import Chapter, Hub, pick_port
 from tutorial.servers import ChapterServer, free_port
 from tutorial.testing import next_event
 
@@ -171,7 +173,11 @@ def test_the_hub_decides_where_chapters_listen_and_their_debugger(monkeypatch, a
     main(argv)
     [hub] = started
     assert (hub.host, hub.chapter_env["HOST"], hub.chapter_env.get("FLASK_DEBUG")) == (host, host, chapter_debug)
-    assert len(hub.chapter_env["FLASK_SECRET_KEY"]) == 64
+
+
+def test_the_hub_gives_the_chapters_no_key_of_its_own(monkeypatch):
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)  # each chapter signs with the key in its instance folder
+    assert [slot.log.label for slot in Hub(CHAPTERS).all_slots() if "FLASK_SECRET_KEY" in slot.env] == []
 
 
 def test_lan_addresses_are_read_locally_and_exclude_loopback():
@@ -358,6 +364,31 @@ def test_the_readme_has_the_hubs_ports_and_working_links(real_hub, real_hub_clie
         href = re.search(f'<a href="(/file/[^"]*{re.escape(link.rsplit("/", 1)[-1])})"', page)[1]
         response = real_hub_client.get(href)
         assert response.status_code == 200 and expected in response.get_data(as_text=True), link
+
+
+# --- one identity per chapter (issue 24.1), through the hub as a process ---
+
+LOGINS = ("09", "10")  # the chapters that sign a user in with a session cookie (POST /login)
+
+
+def logged_in(url, name):
+    """The session cookie (its name, its value) the chapter at ``url`` sets when ``name`` logs in."""
+    response = requests.post(f"{url}login", data={"username": name}, allow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text
+    [cookie] = response.cookies.items()
+    return cookie
+
+
+def test_a_cookie_from_one_chapter_opens_no_session_in_another(hub):
+    urls = {chapter["number"]: chapter["url"] for chapter in hub.chapters()}
+    cookies = {number: logged_in(urls[number], "mallory") for number in LOGINS}
+    for number, (name, value) in cookies.items():  # each chapter's own cookie opens its own session
+        assert ">mallory<" in requests.get(urls[number], cookies={name: value}, timeout=10).text
+    for own, other in permutations(LOGINS, 2):
+        # As a browser sends it (cookies ignore ports), and as a tool would, under the other chapter's cookie name.
+        value = cookies[own][1]
+        page = requests.get(urls[other], cookies={cookies[own][0]: value, cookies[other][0]: value}, timeout=10)
+        assert ">mallory<" not in page.text, f"chapter {own}'s cookie opened a session in chapter {other}"
 
 
 # --- chapters' rough edges, seen on the hub's chapters (the others: test_rough_edges.py) ---

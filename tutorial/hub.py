@@ -368,9 +368,9 @@ class Hub:
 
     def __init__(self, chapters, host=LOCAL, port=5000, async_mode="threading", echo=False):
         # The hub decides where chapters listen; in LAN mode their debugger is off whatever the environment says.
+        # It gives them no session key: each signs with its own, as when run alone (a browser sends a cookie to
+        # every port of a host, so one key for all would let one chapter's login open a session in another).
         env = {"HOST": host, **({"FLASK_DEBUG": "0"} if host != LOCAL else {})}
-        if "FLASK_SECRET_KEY" not in os.environ:  # never the public development key, least of all on a network
-            env["FLASK_SECRET_KEY"] = secrets.token_hex(32)
         # The Socket.IO Admin UI's password, shown on the hub's pages (in LAN mode only in its terminal).
         self.admin_password = os.environ.get("FLASK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         env["FLASK_ADMIN_PASSWORD"] = self.admin_password
