@@ -12,10 +12,10 @@ import requests
 import socketio
 from playwright.sync_api import expect
 
-from tutorial import CHAPTERS
+from tutorial import CHAPTERS, ROOT
 from tutorial import hub as hub_module
 from tutorial.__main__ import main
-from tutorial.hub import Chapter, Hub, pick_port
+from tutorial.hub import Chapter, Hub, create_app, pick_port
 from tutorial.servers import ChapterServer, free_port
 from tutorial.testing import next_event
 
@@ -59,15 +59,21 @@ def test_a_chapter_opens_through_the_hub_and_works(open_hub_page):
     expect(popup.value.locator("#greeting")).to_have_text(GREETING)
 
 
-def test_a_chapter_that_died_is_shown_failed_and_starts_again_when_opened(hub, open_hub_page):
+def test_a_chapter_that_died_is_shown_failed_and_opened_on_its_hub_page_to_restart(hub, open_hub_page):
     page = open_hub_page()
     [chapter] = [child for child in psutil.Process(hub.process.pid).children() if child.cwd() == str(CHAPTERS[0])]
     chapter.kill()
     expect(page.locator("#chapter-01 .status")).to_have_text("failed")
     with page.expect_popup() as popup:
-        page.locator("#chapter-01 .open").click()
-    expect(popup.value.locator("#greeting")).to_have_text(GREETING)
+        page.locator("#chapter-01 .open").click()  # a GET starts nothing: its page on the hub, with its log
+    cockpit = popup.value
+    expect(cockpit.locator("#status")).to_have_text("failed")
+    cockpit.get_by_role("button", name="Restart").click()
+    expect(cockpit.locator("#status")).to_have_text("running")
     expect(page.locator("#chapter-01 .status")).to_have_text("running")
+    with cockpit.expect_popup() as chapter_page:
+        cockpit.locator("#chapter-url").click()
+    expect(chapter_page.value.locator("#greeting")).to_have_text(GREETING)
 
 
 @pytest.mark.parametrize("index", range(min(2, len(CHAPTERS))), ids=[c.name for c in CHAPTERS[:2]])
@@ -427,17 +433,139 @@ def test_chapter_06_toast_stays_clear_of_the_header_and_goes_away(open_hub_page)
 
 # --- in-process: the hub's safety, the rough edges ---
 
-@pytest.mark.parametrize("host, shown", [(hub_module.LOCAL, True), (hub_module.ALL_INTERFACES, False)])
-def test_the_admin_password_is_shown_on_this_machine_only(host, shown):
-    hub = hub_module.Hub(CHAPTERS, host=host)
-    page = hub_module.create_app(hub).test_client().get("/chapter/09/").get_data(as_text=True)
-    assert "static/vendor/admin-ui/index.html" in page
-    assert (hub.admin_password in page) == shown  # on a LAN, students see the hub: it is in its terminal only
-
-
 def test_the_hubs_buttons_refuse_a_post_from_another_site(hub_client):
     assert hub_client.post("/chapter/01/stop").status_code == 403
     assert hub_client.post("/chapter/01/stop", headers={"X-Hub": "1"}).status_code == 200
+
+
+# --- in-process: the hub on a classroom network (issue 24.2, 24.3): students read, the instructor acts ---
+
+THIS_MACHINE, STUDENT = "10.1.2.1", "10.1.2.3"  # on the classroom network: the hub's machine, a student's
+REDIS_PASSWORD = "s3cret"
+
+
+class FakeRedis:
+    """What the hub uses of chapter 10's PrivateRedis: its URL (with its password), stop and start."""
+
+    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6399/0"
+    process = None  # stopped
+
+    def __init__(self):
+        self.calls = []
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def start(self):
+        self.calls.append("start")
+
+
+@pytest.fixture
+def lan_hub(monkeypatch):
+    """A hub of the real chapters as ``make run LAN=1`` makes it, on THIS_MACHINE; its servers' starts and stops
+    recorded in ``hub.calls`` (nothing starts), chapter 10's Redis a FakeRedis."""
+    monkeypatch.setattr(hub_module, "lan_addresses", lambda: [THIS_MACHINE])
+    hub = Hub(CHAPTERS, host=hub_module.ALL_INTERFACES)
+    hub.calls = []
+    for action in ("start", "halt", "restart"):
+        monkeypatch.setattr(hub_module.ChapterSlot, action,
+                            lambda slot, action=action: hub.calls.append((slot.log.label, action)))
+    hub.redis["10"] = FakeRedis()
+    return hub
+
+
+def visitor(hub, address):
+    """Flask's test client for ``hub``, as a browser at ``address`` reaches it."""
+    client = create_app(hub).test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def instructors_browser(hub):
+    """A browser on a student's address that opened the instructor's link the hub printed."""
+    client = visitor(hub, STUDENT)
+    assert client.get(f"/instructor?key={hub.instructor_key}").status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("path", ["/api/chapters", "/chapter/10/", "/chapter/10/pair"])
+@pytest.mark.parametrize("who, shown", [
+    ("127.0.0.1", True), (THIS_MACHINE, True), ("instructor's link", True), (STUDENT, False),
+])
+def test_secrets_are_shown_to_the_instructor_only(lan_hub, path, who, shown):
+    client = instructors_browser(lan_hub) if who == "instructor's link" else visitor(lan_hub, who)
+    page = client.get(path).get_data(as_text=True)
+    assert "redis_status" in page or "redis-status" in page  # chapter 10's Redis is on every page
+    secrets = {"Redis's password": REDIS_PASSWORD, "Publish's paths": str(ROOT)}
+    if path != "/api/chapters":
+        secrets["the Admin UI's password"] = lan_hub.admin_password
+    assert {name: secret in page for name, secret in secrets.items()} == dict.fromkeys(secrets, shown)
+
+
+CONTROLS = ["/chapter/10/stop", "/chapter/10/restart", "/chapter/10/start", "/chapter/10/second/start",
+            "/chapter/10/second/stop", "/chapter/10/redis/stop", "/chapter/10/redis/start"]
+
+
+def test_a_student_reads_everything_and_changes_nothing(lan_hub):
+    student = visitor(lan_hub, STUDENT)
+    for path in ("/", "/chapter/10/", "/chapter/10/pair", "/file/README.md", "/api/chapters"):
+        page = student.get(path)
+        assert page.status_code == 200, path
+        assert not re.search("data-(post|action)=", page.get_data(as_text=True)), f"{path} shows the buttons"
+    for path in CONTROLS:
+        assert student.post(path, headers={"X-Hub": "1"}).status_code == 403, path
+    assert student.get("/instructor?key=guessed").status_code == 403
+    assert student.post(CONTROLS[0], headers={"X-Hub": "1"}).status_code == 403  # (no key in its cookie)
+    assert (lan_hub.calls, lan_hub.redis["10"].calls) == ([], [])
+
+
+@pytest.mark.parametrize("who", ["127.0.0.1", THIS_MACHINE, "instructor's link"])
+def test_the_instructor_has_the_buttons(lan_hub, who):
+    client = instructors_browser(lan_hub) if who == "instructor's link" else visitor(lan_hub, who)
+    assert 'data-post="/chapter/10/redis/stop"' in client.get("/chapter/10/").get_data(as_text=True)
+    for path in CONTROLS:
+        assert client.post(path, headers={"X-Hub": "1"}).status_code == 200, path
+    assert lan_hub.calls == [("10", "halt"), ("10", "restart"), ("10", "start"), ("10b", "start"), ("10b", "halt")]
+    assert lan_hub.redis["10"].calls == ["stop", "start"]
+
+
+def test_opening_a_stopped_chapter_starts_nothing(lan_hub):
+    response = visitor(lan_hub, STUDENT).get("/chapter/03/open")  # as an <img> on any page could
+    assert response.status_code == 302 and response.location == "/chapter/03/"  # its page on the hub
+    assert lan_hub.calls == []
+
+
+def route_examples(app):
+    """Every route of ``app`` with each of its methods, its parameters filled in."""
+    values = {"number": "10", "action": "stop", "path": "README.md", "filename": "tutorial.css"}
+    for rule in app.url_map.iter_rules():
+        path = rule.rule
+        for name in rule.arguments:
+            path = re.sub(f"<(?:[^:>]+:)?{name}>", values[name], path)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            yield method, path
+
+
+@pytest.mark.parametrize("host", [hub_module.LOCAL, hub_module.ALL_INTERFACES])
+def test_a_host_name_the_hub_does_not_serve_is_refused_on_every_route(lan_hub, host):
+    lan_hub.host = host
+    app = create_app(lan_hub)
+    client = app.test_client()  # from this machine: a page whose name was made to resolve to 127.0.0.1
+    routes = list(route_examples(app))
+    assert len(routes) >= 12 and ("POST", "/chapter/10/redis/stop") in routes
+    for method, path in routes:
+        response = client.open(path, method=method, headers={"Host": "rebind.evil.example:5000", "X-Hub": "1"})
+        assert response.status_code == 400, (method, path)
+    assert (lan_hub.calls, lan_hub.redis["10"].calls) == ([], [])
+    served = ["127.0.0.1:5000", "localhost:5000"] + ([f"{THIS_MACHINE}:5000"] if host != hub_module.LOCAL else [])
+    for name in served:
+        assert client.get("/api/chapters", headers={"Host": name}).status_code == 200, name
+    assert (client.get("/", headers={"Host": f"{THIS_MACHINE}:5000"}).status_code == 200) == (host != hub_module.LOCAL)
+
+
+def test_the_hub_process_refuses_a_host_name_it_does_not_serve(hub):
+    response = requests.get(f"{hub.url}/api/chapters", headers={"Host": "rebind.evil.example:5000"}, timeout=10)
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("path, shown", [
