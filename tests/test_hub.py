@@ -1,5 +1,6 @@
 """The classroom hub: the list, a chapter opened through it, diffs and README, A | B, Ctrl-C, LAN mode."""
 import html
+import json
 import re
 import socket
 import subprocess
@@ -331,6 +332,28 @@ def test_stop_and_restart_buttons_and_chapter_01_shows_a_new_mode_without_a_relo
     row.locator(".restart").click()
     expect(row.locator(".status")).to_have_text("running")
     expect(row.locator(".url")).to_have_text(url)  # the same address again
+
+
+WERKZEUG_WARNING = "WARNING: This is a development server. Do not use it in a production deployment. Use a " \
+                   "production WSGI server instead."
+
+
+@pytest.mark.parametrize("headers, note", [
+    ({}, "↑ hub: expected. The chapters run on Werkzeug, the development server"),
+    ({"Accept-Language": "zh-CN"}, "↑ 总览页：这在意料之中。各章运行在 Werkzeug 上"),
+])
+def test_the_log_explains_werkzeugs_warning_under_it(fake_chapters, headers, note):
+    hub = Hub(fake_chapters)
+    hub.slots["01"].log.write(f" * Debug mode: off\n\x1b[31m\x1b[1m{WERKZEUG_WARNING}\x1b[0m\n * Running on\n".encode())
+    response = create_app(hub).test_client().get("/chapter/01/log", headers=headers, buffered=False)
+    try:
+        events = next(iter(response.response)).decode()
+    finally:
+        response.close()
+    lines = [json.loads(line.removeprefix("data: ")) for line in events.splitlines() if line.startswith("data: ")]
+    assert lines[0] == " * Debug mode: off" and lines[1] == WERKZEUG_WARNING and lines[3] == " * Running on"
+    assert lines[2].startswith(note) and "chapter 10" in lines[2].replace("第 10 章", "chapter 10")
+    assert "id: 3\n" in events  # the note is no line of the server's: a reconnecting page asks from line 3 on
 
 
 def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, capsys):

@@ -36,7 +36,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 from werkzeug.serving import make_server
 
-from . import ROOT
+from . import CHAPTERS, ROOT
 from .changes import compare
 from .servers import ChapterServer, free_port
 
@@ -59,6 +59,8 @@ SECOND_COOKIE = "session_b"  # the second server's session cookie: one browser, 
 # The instructor's browser on another machine holds the hub's instructor key here, once it opened the link the hub
 # printed in its terminal (on the hub's own machine nothing is needed).
 INSTRUCTOR_COOKIE = "hub_instructor"
+# Werkzeug's warning, printed by every chapter run in threading mode: the hub's log view explains it under the line.
+DEVELOPMENT_SERVER_WARNING = re.compile(r"WARNING: This is a development server")
 # The hub speaks English and Simplified Chinese: as a browser and a link name them -> as Babel names the catalogue
 # (Hans: the Simplified script). Flask-Babel rather than a dictionary of our own: its catalogue
 # (translations/zh_Hans_CN/LC_MESSAGES/messages.po) is the file translators and their tools know, `pybabel` finds
@@ -168,6 +170,19 @@ def in_language(path, language):
     """The English page ``path`` in ``language``: its twin, or itself where the twin is still to be written."""
     twin = path.with_name(path.name.removesuffix(".md") + TWIN_SUFFIX)
     return twin if language == "zh-CN" and path.suffix == ".md" and twin.is_file() else path
+
+
+def tagline(chapter):
+    """The chapter's summary (its docstring's) in the reader's language: the catalogue has each one, found there by
+    ``chapter_summaries``. A plain string, escaped like any text: a template's ``_()`` would mark it as HTML."""
+    return gettext(chapter.summary) if chapter.summary else ""  # (gettext("") is the catalogue's header)
+
+
+def chapter_summaries(fileobj, keywords, comment_tags, options):
+    """A Babel extractor (tutorial/babel.cfg): every chapter's summary, as the texts of ``tutorial/__init__.py``, which
+    finds the chapters. ``make messages`` then puts them in the catalogue beside the hub's own texts."""
+    for summary in filter(None, (Chapter.read(folder).summary for folder in CHAPTERS)):
+        yield 1, None, summary, []
 
 
 def untranslated(path):
@@ -497,12 +512,13 @@ def create_app(hub):
 
     @app.context_processor
     def in_the_readers_language():
-        """The pages' language (``<html lang>``, the toggle) and the words for a status in it (the JSON and the CSS
-        classes keep the English word); whether the reader is the instructor."""
+        """The pages' language (``<html lang>``, the toggle), the chapters' taglines and the words for a status in it
+        (the JSON and the CSS classes keep the English word); whether the reader is the instructor."""
         statuses = {"running": gettext("running"), "stopped": gettext("stopped"), "starting": gettext("starting"),
                     "failed": gettext("failed"), "hub not answering": gettext("hub not answering"),
                     "live": gettext("live")}
-        return {"language": readers_language(), "statuses": statuses, "instructor": from_the_instructor(hub)}
+        return {"language": readers_language(), "statuses": statuses, "tagline": tagline,
+                "instructor": from_the_instructor(hub)}
 
     @app.before_request
     def instructors_actions():
@@ -584,10 +600,17 @@ def create_app(hub):
         # A browser reconnecting says where it was (Last-Event-ID): it gets only what it missed.
         position = int(request.headers.get("Last-Event-ID", "0")) if request.headers.get(
             "Last-Event-ID", "").isdigit() else 0
+        # In the reader's language, under Werkzeug's warning: why a chapter says so, and that nothing is wrong.
+        note = gettext("↑ hub: expected. The chapters run on Werkzeug, the development server that comes with "
+                       "Flask, which warns so (also the line \"Werkzeug appears to be used in a production "
+                       "deployment\"); for real, chapter 10's README runs gunicorn behind nginx.")
+
         def stream():
             nonlocal position
             while not hub.stopping.is_set():
                 lines, position = slot.log.after(position, timeout=5)
+                lines = [shown for line in lines
+                         for shown in ((line, note) if DEVELOPMENT_SERVER_WARNING.search(line) else (line,))]
                 if lines:
                     yield "".join(f"data: {json.dumps(line)}\n\n" for line in lines[:-1]) + \
                         f"id: {position}\ndata: {json.dumps(lines[-1])}\n\n"
