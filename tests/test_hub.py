@@ -149,6 +149,7 @@ def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, 
         host = "0.0.0.0" if lan else "127.0.0.1"
         assert [port for port in ports if not bindable(host, port) and hub.listens_on(port)] == []
         assert ("Students open:" if lan else "Classroom hub: http://127.0.0.1:") in hub.output()
+        assert ("/instructor?key=" in hub.output()) == lan  # the instructor's link, for another machine
 
 
 # --- in-process: LAN mode's settings, escaping, parsing ---

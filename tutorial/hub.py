@@ -3,10 +3,15 @@
 The hub is a small Flask app (no Socket.IO: the page polls a JSON status, and each chapter's
 log streams as server-sent events). It starts every chapter at once, in the background, each
 as ``python app.py`` on its own port (through ``ChapterServer``), so a click never waits for a
-start; a chapter that failed or exited is started again when someone opens it, and each can be
-stopped and restarted from the page. It keeps each chapter's output and shows it live. For a
-chapter with Redis (chapter 10) the hub runs that Redis itself, so it can stop and start it for
-the outage demo, and can start a second server process on it. Stopping the hub stops them all.
+start; the instructor stops and restarts each from its page (a page only reads: no GET starts
+anything). It keeps each chapter's output and shows it live. For a chapter with Redis (chapter 10)
+the hub runs that Redis itself, so it can stop and start it for the outage demo, and a second
+server process on it. Stopping the hub stops them all.
+
+On a classroom network (``--lan``) everyone reads the chapters, their logs and READMEs; only the
+instructor (this machine, or a browser holding the key the hub prints) has the buttons and sees the
+secrets (Redis's password, the Admin UI's, this machine's paths). The hub answers only to the host
+names it serves, so a page of another site made to resolve to this machine (DNS rebinding) gets 400.
 """
 import ast
 import difflib
