@@ -251,14 +251,6 @@ def lan_addresses():
             if address.family == socket.AF_INET and not address.address.startswith("127.")]
 
 
-def from_this_machine(address):
-    """Whether a request from ``address`` comes from this machine: loopback, or one of its own addresses."""
-    try:
-        return ipaddress.ip_address(address).is_loopback or address in lan_addresses()
-    except ValueError:  # no address (not over TCP)
-        return False
-
-
 def private_redis(chapter):
     """A new, durable ``PrivateRedis`` from the chapter's own ``private_redis.py``, imported from its file."""
     path = chapter.folder / "private_redis.py"
@@ -466,6 +458,14 @@ def url_on_this_host(port):
     """A chapter's address on the host name the browser reached the hub by (127.0.0.1, or the LAN address)."""
     host = urlsplit(request.host_url).hostname
     return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def from_this_machine(address):
+    """Whether a request from ``address`` comes from this machine: loopback, or one of its own addresses."""
+    try:
+        return ipaddress.ip_address(address).is_loopback or address in lan_addresses()
+    except ValueError:  # no address (not over TCP)
+        return False
 
 
 def served_names(hub):
