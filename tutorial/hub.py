@@ -474,7 +474,8 @@ def served_names(hub):
     resolve to this machine (DNS rebinding) reaches the hub by that name, and is refused."""
     names = [LOCAL, "localhost"]
     if hub.host != LOCAL:
-        names += [*lan_addresses(), socket.gethostname(), f"{socket.gethostname()}.local"]
+        name = socket.gethostname().lower()  # as browsers send it
+        names += [*lan_addresses(), name, f"{name}.local"]
     return names
 
 
@@ -530,7 +531,7 @@ def create_app(hub):
         """Refuse a POST (every button: stop, restart, Redis, second server) unless the instructor's own hub page
         sent it: only the hub's script sends X-Hub, which a page of another site cannot add without asking."""
         if request.method != "POST":
-            return
+            return None
         if request.headers.get("X-Hub") != "1":
             abort(403, gettext("The hub's buttons send X-Hub: 1."))
         if not from_the_instructor(hub):
