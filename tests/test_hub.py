@@ -368,7 +368,7 @@ def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, c
 
 
 @pytest.mark.parametrize("number, new, folded", [
-    ("06", ["def join", "def leave", "def private_message", "form#room-form"], ["def reject", "header", "h1"]),
+    ("06", ["def join", "def leave", "def private_message", "form#room-form"], ["socketio", "header", "h1"]),
     ("10", ["def forward_notifications", "def send_notification", "def create_app", "form#send"],
      ["socketio", "section.demo"]),
 ])
