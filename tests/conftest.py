@@ -1,6 +1,7 @@
 """Fixtures for the classroom hub's tests: the hub as a real process, its pages in Chromium, fake chapters."""
 import json
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -15,8 +16,27 @@ import psutil
 import pytest
 
 from tutorial import CHAPTERS, ROOT
-from tutorial.hub import Hub, create_app
-from tutorial.servers import free_port
+from tutorial.hub import Hub, create_app, pick_port
+
+# The first port the OS hands out for port 0 and for outgoing connections (Linux's default when it cannot be read).
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        FIRST_EPHEMERAL = int(ports.read().split()[0])
+except OSError:
+    FIRST_EPHEMERAL = 32768
+
+
+def hub_port():
+    """A port for a test hub, below the ports the OS hands out, with its chapters' ports free (hub + NN, + 1NN).
+
+    As in class (5000 + NN): among the OS's ports, another test's server or any outgoing connection could take
+    a chapter's port between the hub's probe and the chapter's bind, and that chapter would fail to start.
+    """
+    while True:
+        port = random.randrange(10_000, FIRST_EPHEMERAL - 200)
+        if all(pick_port("127.0.0.1", port + offset) == port + offset for offset in (0, *range(1, 11),
+                                                                                       *range(101, 111))):
+            return port
 
 
 class HubProcess:
@@ -28,7 +48,7 @@ class HubProcess:
 
     def __init__(self, *args, env=None, background=False):
         self.command = [sys.executable, *(self.IN_BACKGROUND if background else ["-m", "tutorial"]), "hub", *args]
-        self.port = free_port()
+        self.port = hub_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Every process the hub starts inherits this mark: with several test workers, a port another
         # worker's server took after the hub stopped is theirs, not a leftover of this hub.
@@ -106,7 +126,8 @@ class HubProcess:
 def hub():
     """The hub running as a process on a free port, every chapter started (or failed)."""
     with HubProcess() as running:
-        running.chapters()
+        failed = [chapter["number"] for chapter in running.chapters() if chapter["status"] != "running"]
+        assert not failed, f"chapters {failed} did not start:\n{running.output()}"
         yield running
 
 

@@ -1,19 +1,22 @@
 """The classroom hub: the list, a chapter opened through it, diffs and README, A | B, Ctrl-C, LAN mode."""
 import html
+import json
 import re
 import socket
 import subprocess
 import sys
+from itertools import permutations
 
 import psutil
 import pytest
+import requests
 import socketio
 from playwright.sync_api import expect
 
-from tutorial import CHAPTERS
+from tutorial import CHAPTERS, ROOT
 from tutorial import hub as hub_module
 from tutorial.__main__ import main
-from tutorial.hub import Chapter, pick_port
+from tutorial.hub import Chapter, Hub, create_app, pick_port
 from tutorial.servers import ChapterServer, free_port
 from tutorial.testing import next_event
 
@@ -57,15 +60,21 @@ def test_a_chapter_opens_through_the_hub_and_works(open_hub_page):
     expect(popup.value.locator("#greeting")).to_have_text(GREETING)
 
 
-def test_a_chapter_that_died_is_shown_failed_and_starts_again_when_opened(hub, open_hub_page):
+def test_a_chapter_that_died_is_shown_failed_and_opened_on_its_hub_page_to_restart(hub, open_hub_page):
     page = open_hub_page()
     [chapter] = [child for child in psutil.Process(hub.process.pid).children() if child.cwd() == str(CHAPTERS[0])]
     chapter.kill()
     expect(page.locator("#chapter-01 .status")).to_have_text("failed")
     with page.expect_popup() as popup:
-        page.locator("#chapter-01 .open").click()
-    expect(popup.value.locator("#greeting")).to_have_text(GREETING)
+        page.locator("#chapter-01 .open").click()  # a GET starts nothing: its page on the hub, with its log
+    cockpit = popup.value
+    expect(cockpit.locator("#status")).to_have_text("failed")
+    cockpit.get_by_role("button", name="Restart").click()
+    expect(cockpit.locator("#status")).to_have_text("running")
     expect(page.locator("#chapter-01 .status")).to_have_text("running")
+    with cockpit.expect_popup() as chapter_page:
+        cockpit.locator("#chapter-url").click()
+    expect(chapter_page.value.locator("#greeting")).to_have_text(GREETING)
 
 
 @pytest.mark.parametrize("index", range(min(2, len(CHAPTERS))), ids=[c.name for c in CHAPTERS[:2]])
@@ -140,6 +149,7 @@ def test_ctrl_c_stops_every_chapter_and_frees_every_port(start_hub, async_mode, 
         host = "0.0.0.0" if lan else "127.0.0.1"
         assert [port for port in ports if not bindable(host, port) and hub.listens_on(port)] == []
         assert ("Students open:" if lan else "Classroom hub: http://127.0.0.1:") in hub.output()
+        assert ("/instructor?key=" in hub.output()) == lan  # the instructor's link, for another machine
 
 
 # --- in-process: LAN mode's settings, escaping, parsing ---
@@ -171,7 +181,11 @@ def test_the_hub_decides_where_chapters_listen_and_their_debugger(monkeypatch, a
     main(argv)
     [hub] = started
     assert (hub.host, hub.chapter_env["HOST"], hub.chapter_env.get("FLASK_DEBUG")) == (host, host, chapter_debug)
-    assert len(hub.chapter_env["FLASK_SECRET_KEY"]) == 64
+
+
+def test_the_hub_gives_the_chapters_no_key_of_its_own(monkeypatch):
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)  # each chapter signs with the key in its instance folder
+    assert [slot.log.label for slot in Hub(CHAPTERS).all_slots() if "FLASK_SECRET_KEY" in slot.env] == []
 
 
 def test_lan_addresses_are_read_locally_and_exclude_loopback():
@@ -321,6 +335,28 @@ def test_stop_and_restart_buttons_and_chapter_01_shows_a_new_mode_without_a_relo
     expect(row.locator(".url")).to_have_text(url)  # the same address again
 
 
+WERKZEUG_WARNING = "WARNING: This is a development server. Do not use it in a production deployment. Use a " \
+                   "production WSGI server instead."
+
+
+@pytest.mark.parametrize("headers, note", [
+    ({}, "↑ hub: expected. The chapters run on Werkzeug, the development server"),
+    ({"Accept-Language": "zh-CN"}, "↑ 总览页：这在意料之中。各章运行在 Werkzeug 上"),
+])
+def test_the_log_explains_werkzeugs_warning_under_it(fake_chapters, headers, note):
+    hub = Hub(fake_chapters)
+    hub.slots["01"].log.write(f" * Debug mode: off\n\x1b[31m\x1b[1m{WERKZEUG_WARNING}\x1b[0m\n * Running on\n".encode())
+    response = create_app(hub).test_client().get("/chapter/01/log", headers=headers, buffered=False)
+    try:
+        events = next(iter(response.response)).decode()
+    finally:
+        response.close()
+    lines = [json.loads(line.removeprefix("data: ")) for line in events.splitlines() if line.startswith("data: ")]
+    assert lines[0] == " * Debug mode: off" and lines[1] == WERKZEUG_WARNING and lines[3] == " * Running on"
+    assert lines[2].startswith(note) and "chapter 10" in lines[2].replace("第 10 章", "chapter 10")
+    assert "id: 3\n" in events  # the note is no line of the server's: a reconnecting page asks from line 3 on
+
+
 def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, capsys):
     started = []
     monkeypatch.setattr(hub_module, "serve", started.append)
@@ -332,7 +368,7 @@ def test_the_hub_prints_every_chapters_output_prefixed_when_asked(monkeypatch, c
 
 
 @pytest.mark.parametrize("number, new, folded", [
-    ("06", ["def join", "def leave", "def private_message", "form#room-form"], ["def reject", "header", "h1"]),
+    ("06", ["def join", "def leave", "def private_message", "form#room-form"], ["socketio", "header", "h1"]),
     ("10", ["def forward_notifications", "def send_notification", "def create_app", "form#send"],
      ["socketio", "section.demo"]),
 ])
@@ -358,6 +394,31 @@ def test_the_readme_has_the_hubs_ports_and_working_links(real_hub, real_hub_clie
         href = re.search(f'<a href="(/file/[^"]*{re.escape(link.rsplit("/", 1)[-1])})"', page)[1]
         response = real_hub_client.get(href)
         assert response.status_code == 200 and expected in response.get_data(as_text=True), link
+
+
+# --- one identity per chapter (issue 24.1), through the hub as a process ---
+
+LOGINS = ("09", "10")  # the chapters that sign a user in with a session cookie (POST /login)
+
+
+def logged_in(url, name):
+    """The session cookie (its name, its value) the chapter at ``url`` sets when ``name`` logs in."""
+    response = requests.post(f"{url}login", data={"username": name}, allow_redirects=False, timeout=10)
+    assert response.status_code == 302, response.text
+    [cookie] = response.cookies.items()
+    return cookie
+
+
+def test_a_cookie_from_one_chapter_opens_no_session_in_another(hub):
+    urls = {chapter["number"]: chapter["url"] for chapter in hub.chapters()}
+    cookies = {number: logged_in(urls[number], "mallory") for number in LOGINS}
+    for number, (name, value) in cookies.items():  # each chapter's own cookie opens its own session
+        assert ">mallory<" in requests.get(urls[number], cookies={name: value}, timeout=10).text
+    for own, other in permutations(LOGINS, 2):
+        # As a browser sends it (cookies ignore ports), and as a tool would, under the other chapter's cookie name.
+        value = cookies[own][1]
+        page = requests.get(urls[other], cookies={cookies[own][0]: value, cookies[other][0]: value}, timeout=10)
+        assert ">mallory<" not in page.text, f"chapter {own}'s cookie opened a session in chapter {other}"
 
 
 # --- chapters' rough edges, seen on the hub's chapters (the others: test_rough_edges.py) ---
@@ -396,17 +457,139 @@ def test_chapter_06_toast_stays_clear_of_the_header_and_goes_away(open_hub_page)
 
 # --- in-process: the hub's safety, the rough edges ---
 
-@pytest.mark.parametrize("host, shown", [(hub_module.LOCAL, True), (hub_module.ALL_INTERFACES, False)])
-def test_the_admin_password_is_shown_on_this_machine_only(host, shown):
-    hub = hub_module.Hub(CHAPTERS, host=host)
-    page = hub_module.create_app(hub).test_client().get("/chapter/09/").get_data(as_text=True)
-    assert "static/vendor/admin-ui/index.html" in page
-    assert (hub.admin_password in page) == shown  # on a LAN, students see the hub: it is in its terminal only
-
-
 def test_the_hubs_buttons_refuse_a_post_from_another_site(hub_client):
     assert hub_client.post("/chapter/01/stop").status_code == 403
     assert hub_client.post("/chapter/01/stop", headers={"X-Hub": "1"}).status_code == 200
+
+
+# --- in-process: the hub on a classroom network (issue 24.2, 24.3): students read, the instructor acts ---
+
+THIS_MACHINE, STUDENT = "10.1.2.1", "10.1.2.3"  # on the classroom network: the hub's machine, a student's
+REDIS_PASSWORD = "s3cret"
+
+
+class FakeRedis:
+    """What the hub uses of chapter 10's PrivateRedis: its URL (with its password), stop and start."""
+
+    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6399/0"
+    process = None  # stopped
+
+    def __init__(self):
+        self.calls = []
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def start(self):
+        self.calls.append("start")
+
+
+@pytest.fixture
+def lan_hub(monkeypatch):
+    """A hub of the real chapters as ``make run LAN=1`` makes it, on THIS_MACHINE; its servers' starts and stops
+    recorded in ``hub.calls`` (nothing starts), chapter 10's Redis a FakeRedis."""
+    monkeypatch.setattr(hub_module, "lan_addresses", lambda: [THIS_MACHINE])
+    hub = Hub(CHAPTERS, host=hub_module.ALL_INTERFACES)
+    hub.calls = []
+    for action in ("start", "halt", "restart"):
+        monkeypatch.setattr(hub_module.ChapterSlot, action,
+                            lambda slot, action=action: hub.calls.append((slot.log.label, action)))
+    hub.redis["10"] = FakeRedis()
+    return hub
+
+
+def visitor(hub, address):
+    """Flask's test client for ``hub``, as a browser at ``address`` reaches it."""
+    client = create_app(hub).test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def instructors_browser(hub):
+    """A browser on a student's address that opened the instructor's link the hub printed."""
+    client = visitor(hub, STUDENT)
+    assert client.get(f"/instructor?key={hub.instructor_key}").status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("path", ["/api/chapters", "/chapter/10/", "/chapter/10/pair"])
+@pytest.mark.parametrize("who, shown", [
+    ("127.0.0.1", True), (THIS_MACHINE, True), ("instructor's link", True), (STUDENT, False),
+])
+def test_secrets_are_shown_to_the_instructor_only(lan_hub, path, who, shown):
+    client = instructors_browser(lan_hub) if who == "instructor's link" else visitor(lan_hub, who)
+    page = client.get(path).get_data(as_text=True)
+    assert "redis_status" in page or "redis-status" in page  # chapter 10's Redis is on every page
+    secrets = {"Redis's password": REDIS_PASSWORD, "Publish's paths": str(ROOT)}
+    if path != "/api/chapters":
+        secrets["the Admin UI's password"] = lan_hub.admin_password
+    assert {name: secret in page for name, secret in secrets.items()} == dict.fromkeys(secrets, shown)
+
+
+CONTROLS = ["/chapter/10/stop", "/chapter/10/restart", "/chapter/10/start", "/chapter/10/second/start",
+            "/chapter/10/second/stop", "/chapter/10/redis/stop", "/chapter/10/redis/start"]
+
+
+def test_a_student_reads_everything_and_changes_nothing(lan_hub):
+    student = visitor(lan_hub, STUDENT)
+    for path in ("/", "/chapter/10/", "/chapter/10/pair", "/file/README.md", "/api/chapters"):
+        page = student.get(path)
+        assert page.status_code == 200, path
+        assert not re.search("data-(post|action)=", page.get_data(as_text=True)), f"{path} shows the buttons"
+    for path in CONTROLS:
+        assert student.post(path, headers={"X-Hub": "1"}).status_code == 403, path
+    assert student.get("/instructor?key=guessed").status_code == 403
+    assert student.post(CONTROLS[0], headers={"X-Hub": "1"}).status_code == 403  # (no key in its cookie)
+    assert (lan_hub.calls, lan_hub.redis["10"].calls) == ([], [])
+
+
+@pytest.mark.parametrize("who", ["127.0.0.1", THIS_MACHINE, "instructor's link"])
+def test_the_instructor_has_the_buttons(lan_hub, who):
+    client = instructors_browser(lan_hub) if who == "instructor's link" else visitor(lan_hub, who)
+    assert 'data-post="/chapter/10/redis/stop"' in client.get("/chapter/10/").get_data(as_text=True)
+    for path in CONTROLS:
+        assert client.post(path, headers={"X-Hub": "1"}).status_code == 200, path
+    assert lan_hub.calls == [("10", "halt"), ("10", "restart"), ("10", "start"), ("10b", "start"), ("10b", "halt")]
+    assert lan_hub.redis["10"].calls == ["stop", "start"]
+
+
+def test_opening_a_stopped_chapter_starts_nothing(lan_hub):
+    response = visitor(lan_hub, STUDENT).get("/chapter/03/open")  # as an <img> on any page could
+    assert response.status_code == 302 and response.location == "/chapter/03/"  # its page on the hub
+    assert lan_hub.calls == []
+
+
+def route_examples(app):
+    """Every route of ``app`` with each of its methods, its parameters filled in."""
+    values = {"number": "10", "action": "stop", "path": "README.md", "filename": "tutorial.css"}
+    for rule in app.url_map.iter_rules():
+        path = rule.rule
+        for name in rule.arguments:
+            path = re.sub(f"<(?:[^:>]+:)?{name}>", values[name], path)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            yield method, path
+
+
+@pytest.mark.parametrize("host", [hub_module.LOCAL, hub_module.ALL_INTERFACES])
+def test_a_host_name_the_hub_does_not_serve_is_refused_on_every_route(lan_hub, host):
+    lan_hub.host = host
+    app = create_app(lan_hub)
+    client = app.test_client()  # from this machine: a page whose name was made to resolve to 127.0.0.1
+    routes = list(route_examples(app))
+    assert len(routes) >= 12 and ("POST", "/chapter/10/redis/stop") in routes
+    for method, path in routes:
+        response = client.open(path, method=method, headers={"Host": "rebind.evil.example:5000", "X-Hub": "1"})
+        assert response.status_code == 400, (method, path)
+    assert (lan_hub.calls, lan_hub.redis["10"].calls) == ([], [])
+    served = ["127.0.0.1:5000", "localhost:5000"] + ([f"{THIS_MACHINE}:5000"] if host != hub_module.LOCAL else [])
+    for name in served:
+        assert client.get("/api/chapters", headers={"Host": name}).status_code == 200, name
+    assert (client.get("/", headers={"Host": f"{THIS_MACHINE}:5000"}).status_code == 200) == (host != hub_module.LOCAL)
+
+
+def test_the_hub_process_refuses_a_host_name_it_does_not_serve(hub):
+    response = requests.get(f"{hub.url}/api/chapters", headers={"Host": "rebind.evil.example:5000"}, timeout=10)
+    assert response.status_code == 400
 
 
 @pytest.mark.parametrize("path, shown", [

@@ -74,6 +74,21 @@ def test_the_browsers_preference_chooses_the_language(real_hub_client, accept, l
     assert ("课堂总览页" in page) == (language == "zh-CN")
 
 
+@pytest.mark.parametrize("path", ["/", "/chapter/01/"])
+@pytest.mark.parametrize("headers, tagline", [
+    (CHINESE, "安装 Flask-SocketIO，配置它，运行它"), ({}, "install Flask-SocketIO, configure it, run it"),
+])
+def test_the_chapters_taglines_are_in_the_readers_language(real_hub_client, path, headers, tagline):
+    page = real_hub_client.get(path, headers=headers).get_data(as_text=True)
+    assert re.search(f'class="summary">{tagline}<', page)
+
+
+def test_a_chapters_tagline_is_text_in_any_language(fake_chapters, monkeypatch):
+    monkeypatch.setattr(hub_module, "gettext", lambda text: f"<i>{text}</i>")  # a translation with markup in it
+    page = hub_module.create_app(hub_module.Hub(fake_chapters)).test_client().get("/").get_data(as_text=True)
+    assert "&lt;i&gt;the first step&lt;/i&gt;" in page
+
+
 def test_the_toggle_is_remembered_over_the_browsers_preference(real_hub_client):
     toggle = re.search(r'<a id="language"[^>]* href="([^"]+)"[^>]*>English</a>',
                        real_hub_client.get("/chapter/03/", headers=CHINESE).get_data(as_text=True))[1]

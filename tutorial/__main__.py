@@ -12,14 +12,16 @@
       The same, and every chapter's output in this terminal too, each line prefixed by its chapter.
   make run LAN=1  |  python -m tutorial hub --lan
       The same on all interfaces, for a classroom network: prints the address students open.
-      The chapters' debugger is forced off (FLASK_DEBUG is refused). Anyone on the network can connect.
+      The chapters' debugger is forced off (FLASK_DEBUG is refused). Anyone on the network can use
+      the chapters and read the hub; its buttons and secrets stay on this machine, or in a browser
+      that opened the instructor's link it prints.
   make run CHAPTER=05  |  python -m tutorial run 05
       One chapter, in the foreground.
   make run CHAPTER=10 SCALE=3  |  python -m tutorial run 10 --scale 3
       Chapter 10 as it runs for real: a private Redis, 3 gunicorn processes (gevent worker;
       ASYNC_MODE=threading: threads), nginx in front on PORT. Ctrl-C stops all of it.
 
-Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hub shows; read-only
+Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hub shows the instructor; read-only
 unless FLASK_ADMIN_READ_ONLY=false).
 PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
 """

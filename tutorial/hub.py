@@ -3,13 +3,20 @@
 The hub is a small Flask app (no Socket.IO: the page polls a JSON status, and each chapter's
 log streams as server-sent events). It starts every chapter at once, in the background, each
 as ``python app.py`` on its own port (through ``ChapterServer``), so a click never waits for a
-start; a chapter that failed or exited is started again when someone opens it, and each can be
-stopped and restarted from the page. It keeps each chapter's output and shows it live. For a
-chapter with Redis (chapter 10) the hub runs that Redis itself, so it can stop and start it for
-the outage demo, and can start a second server process on it. Stopping the hub stops them all.
+start; the instructor stops and restarts each from its page (a page only reads: no GET starts
+anything). It keeps each chapter's output and shows it live. For a chapter with Redis (chapter 10)
+the hub runs that Redis itself, so it can stop and start it for the outage demo, and a second
+server process on it. Stopping the hub stops them all.
+
+On a classroom network (``--lan``) everyone reads the chapters, their logs and READMEs; only the
+instructor (this machine, or a browser holding the key the hub prints) has the buttons and sees the
+secrets (Redis's password, the Admin UI's, this machine's paths). The hub answers only to the host
+names it serves, so a page of another site made to resolve to this machine (DNS rebinding) gets 400.
 """
 import ast
 import difflib
+import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -35,7 +42,7 @@ from werkzeug.serving import make_server
 
 from groundwork.redis_server import PrivateRedis
 
-from . import ROOT
+from . import CHAPTERS, ROOT
 from .changes import compare
 from .servers import ChapterServer, free_port
 
@@ -55,6 +62,11 @@ HIDDEN_FOLDERS = {"instance", "node_modules", "__pycache__"}
 ADMIN_USER = "admin"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 SECOND_COOKIE = "session_b"  # the second server's session cookie: one browser, two users (see pair.html)
+# The instructor's browser on another machine holds the hub's instructor key here, once it opened the link the hub
+# printed in its terminal (on the hub's own machine nothing is needed).
+INSTRUCTOR_COOKIE = "hub_instructor"
+# Werkzeug's warning, printed by every chapter run in threading mode: the hub's log view explains it under the line.
+DEVELOPMENT_SERVER_WARNING = re.compile(r"WARNING: This is a development server")
 # The hub speaks English and Simplified Chinese: as a browser and a link name them -> as Babel names the catalogue
 # (Hans: the Simplified script). Flask-Babel rather than a dictionary of our own: its catalogue
 # (translations/zh_Hans_CN/LC_MESSAGES/messages.po) is the file translators and their tools know, `pybabel` finds
@@ -164,6 +176,19 @@ def in_language(path, language):
     """The English page ``path`` in ``language``: its twin, or itself where the twin is still to be written."""
     twin = path.with_name(path.name.removesuffix(".md") + TWIN_SUFFIX)
     return twin if language == "zh-CN" and path.suffix == ".md" and twin.is_file() else path
+
+
+def tagline(chapter):
+    """The chapter's summary (its docstring's) in the reader's language: the catalogue has each one, found there by
+    ``chapter_summaries``. A plain string, escaped like any text: a template's ``_()`` would mark it as HTML."""
+    return gettext(chapter.summary) if chapter.summary else ""  # (gettext("") is the catalogue's header)
+
+
+def chapter_summaries(fileobj, keywords, comment_tags, options):
+    """A Babel extractor (tutorial/babel.cfg): every chapter's summary, as the texts of ``tutorial/__init__.py``, which
+    finds the chapters. ``make messages`` then puts them in the catalogue beside the hub's own texts."""
+    for summary in filter(None, (Chapter.read(folder).summary for folder in CHAPTERS)):
+        yield 1, None, summary, []
 
 
 def untranslated(path):
@@ -365,40 +390,44 @@ class Hub:
 
     def __init__(self, chapters, host=LOCAL, port=5000, async_mode="threading", echo=False):
         # The hub decides where chapters listen; in LAN mode their debugger is off whatever the environment says.
+        # It gives them no session key: each signs with its own, as when run alone (a browser sends a cookie to
+        # every port of a host, so one key for all would let one chapter's login open a session in another).
         env = {"HOST": host, **({"FLASK_DEBUG": "0"} if host != LOCAL else {})}
-        if "FLASK_SECRET_KEY" not in os.environ:  # never the public development key, least of all on a network
-            env["FLASK_SECRET_KEY"] = secrets.token_hex(32)
-        # The Socket.IO Admin UI's password, shown on the hub's pages (in LAN mode only in its terminal).
+        # The Socket.IO Admin UI's password, shown on the hub's pages to the instructor only.
         self.admin_password = os.environ.get("FLASK_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         env["FLASK_ADMIN_PASSWORD"] = self.admin_password
+        # What makes a browser on another machine the instructor's (INSTRUCTOR_COOKIE): printed in LAN mode.
+        self.instructor_key = secrets.token_urlsafe(16)
         self.host, self.port, self.async_mode, self.chapter_env, self.echo = host, port, async_mode, env, echo
         self.chapters = [Chapter.read(folder) for folder in chapters]
         self.redis = {}  # chapter number -> its PrivateRedis, made when the hub starts
-        self.slots, self.seconds = {}, {}
+        self.slots = {}  # chapter number -> the slot of its server
+        self.second_servers = {}  # chapter number -> the slot of its second server process (chapter 10)
         for chapter in self.chapters:
             number, chapter_port = chapter.number, port + int(chapter.number)
             self.slots[number] = ChapterSlot(chapter, host, chapter_port, async_mode, dict(env), echo=echo)
             if chapter.uses_redis:  # a second process on the same Redis, with its own session cookie
-                self.seconds[number] = ChapterSlot(chapter, host, chapter_port + 100, async_mode,
-                                                   {**env, "FLASK_SESSION_COOKIE_NAME": SECOND_COOKIE},
-                                                   label=f"{number}b", echo=echo)
+                self.second_servers[number] = ChapterSlot(chapter, host, chapter_port + 100, async_mode,
+                                                          {**env, "FLASK_SESSION_COOKIE_NAME": SECOND_COOKIE},
+                                                          label=f"{number}b", echo=echo)
         self.stopping = threading.Event()
 
     def all_slots(self):
-        return [*self.slots.values(), *self.seconds.values()]
+        return [*self.slots.values(), *self.second_servers.values()]
 
     def start_all(self):
-        """Start every chapter at once, in the background (Redis first): the hub page answers meanwhile."""
+        """Start every chapter and second server at once, in the background (Redis first): the hub page answers
+        meanwhile, and no page needs to start anything (a GET changes nothing)."""
         for slot in self.all_slots():
             threading.Thread(target=slot.follow, args=(self.stopping,), name=f"log {slot.log.label}",
                              daemon=True).start()
         for number, slot in self.slots.items():
             if slot.chapter.uses_redis:
                 self.redis[number] = private_redis().start()
-                for chapter_slot in (slot, self.seconds[number]):
+                for chapter_slot in (slot, self.second_servers[number]):
                     chapter_slot.env["REDIS_URL"] = self.redis[number].url
-        for slot in self.slots.values():
-            threading.Thread(target=slot.start, name=f"start {slot.chapter.number}", daemon=True).start()
+        for slot in self.all_slots():
+            threading.Thread(target=slot.start, name=f"start {slot.log.label}", daemon=True).start()
 
     def stop_all(self):
         """Stop every chapter, in parallel, then their Redis; returns once all are gone."""
@@ -428,9 +457,36 @@ def url_on_this_host(port):
     return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
+def from_this_machine(address):
+    """Whether a request from ``address`` comes from this machine: loopback, or one of its own addresses."""
+    try:
+        return ipaddress.ip_address(address).is_loopback or address in lan_addresses()
+    except ValueError:  # no address (not over TCP)
+        return False
+
+
+def served_names(hub):
+    """The host names the hub answers to: this machine's own, and in LAN mode its addresses and name on the network.
+    A request naming another host is refused (400), whatever route it asks for: a web page whose name was made to
+    resolve to this machine (DNS rebinding) reaches the hub by that name, and is refused."""
+    names = [LOCAL, "localhost"]
+    if hub.host != LOCAL:
+        name = socket.gethostname().lower()  # as browsers send it
+        names += [*lan_addresses(), name, f"{name}.local"]
+    return names
+
+
+def from_the_instructor(hub):
+    """Whether this request is the instructor's: from this machine, or from a browser that opened the instructor's
+    link the hub printed (its key in a cookie). Students on the network see the chapters, change nothing."""
+    return from_this_machine(request.remote_addr) or hmac.compare_digest(
+        request.cookies.get(INSTRUCTOR_COOKIE, "").encode(), hub.instructor_key.encode())
+
+
 def create_app(hub):
     """The hub's pages: the list, a chapter's page (controls, log, changes, README), A | B; JSON and streams."""
     app = Flask(__name__, static_folder=ROOT / "static")  # the chapters' stylesheet
+    app.config["TRUSTED_HOSTS"] = served_names(hub)
     Babel(app, locale_selector=lambda: LANGUAGES[readers_language()])
 
     def slot_or_404(number):
@@ -438,17 +494,11 @@ def create_app(hub):
             abort(404, gettext("There is no chapter %(number)s.", number=number))
         return hub.slots[number]
 
-    def running_or_503(slot):
-        if not slot.start():
-            abort(503, gettext("Chapter %(number)s would not start: its log is on its page in the hub.",
-                               number=slot.chapter.number))
-        return slot
-
     def second_or_404(number):
         slot_or_404(number)
-        if number not in hub.seconds:
+        if number not in hub.second_servers:
             abort(404, gettext("Chapter %(number)s has no second server.", number=number))
-        return hub.seconds[number]
+        return hub.second_servers[number]
 
     @app.before_request
     def choose_language():
@@ -465,32 +515,43 @@ def create_app(hub):
 
     @app.context_processor
     def in_the_readers_language():
-        """The pages' language (``<html lang>``, the toggle) and their words for a status (the JSON and the CSS
-        classes keep the English word)."""
-        return {"language": readers_language(), "statuses": {
-            "running": gettext("running"), "stopped": gettext("stopped"), "starting": gettext("starting"),
-            "failed": gettext("failed"), "hub not answering": gettext("hub not answering"), "live": gettext("live")}}
+        """The pages' language (``<html lang>``, the toggle), the chapters' taglines and the words for a status in it
+        (the JSON and the CSS classes keep the English word); whether the reader is the instructor."""
+        statuses = {"running": gettext("running"), "stopped": gettext("stopped"), "starting": gettext("starting"),
+                    "failed": gettext("failed"), "hub not answering": gettext("hub not answering"),
+                    "live": gettext("live")}
+        return {"language": readers_language(), "statuses": statuses, "tagline": tagline,
+                "instructor": from_the_instructor(hub)}
 
     @app.before_request
-    def same_origin_actions():
-        """Refuse a POST that a page of another site could send (a form or a plain fetch): only the hub's
-        own script sends this header, and a browser lets no other origin add it without asking."""
-        if request.method == "POST" and request.headers.get("X-Hub") != "1":
+    def instructors_actions():
+        """Refuse a POST (every button: stop, restart, Redis, second server) unless the instructor's own hub page
+        sent it: only the hub's script sends X-Hub, which a page of another site cannot add without asking."""
+        if request.method != "POST":
+            return None
+        if request.headers.get("X-Hub") != "1":
             abort(403, gettext("The hub's buttons send X-Hub: 1."))
+        if not from_the_instructor(hub):
+            abort(403, gettext("The hub's buttons are the instructor's: on the machine running the hub, or in a "
+                               "browser that opened the instructor's link the hub printed."))
 
     def details(number):
-        """What the pages show about a chapter: status and address; Redis, second server, Admin UI."""
+        """What the pages show about a chapter: status and address; Redis, second server, Admin UI; and to the
+        instructor only, the secrets (Redis's URL with its password, the Publish command with this machine's
+        paths)."""
         slot = hub.slots[number]
         url = url_on_this_host(slot.port)
         info = {"number": number, "status": slot.status, "url": url}
         if slot.chapter.instrumented:
             info["admin_url"] = f"{url}static/vendor/admin-ui/index.html"
         if number in hub.redis:  # once the hub has started it
-            second = hub.seconds[number]
-            info.update(redis_url=hub.redis[number].url, redis_status=hub.redis_status(number),
-                        second_status=second.status, second_url=url_on_this_host(second.port),
-                        publish=f"cd {slot.chapter.folder} && REDIS_URL={hub.redis[number].url} "
-                                f"{sys.executable} publish.py --to bob \"hello from the shell\"")
+            second = hub.second_servers[number]
+            info.update(redis_status=hub.redis_status(number), second_status=second.status,
+                        second_url=url_on_this_host(second.port))
+            if from_the_instructor(hub):
+                info.update(redis_url=hub.redis[number].url,
+                            publish=f"cd {slot.chapter.folder} && REDIS_URL={hub.redis[number].url} "
+                                    f"{sys.executable} publish.py --to bob \"hello from the shell\"")
         return info
 
     @app.get("/")
@@ -542,11 +603,17 @@ def create_app(hub):
         # A browser reconnecting says where it was (Last-Event-ID): it gets only what it missed.
         position = int(request.headers.get("Last-Event-ID", "0")) if request.headers.get(
             "Last-Event-ID", "").isdigit() else 0
+        # In the reader's language, under Werkzeug's warning: why a chapter says so, and that nothing is wrong.
+        note = gettext("↑ hub: expected. The chapters run on Werkzeug, the development server that comes with "
+                       "Flask, which warns so (also the line \"Werkzeug appears to be used in a production "
+                       "deployment\"); for real, chapter 10's README runs gunicorn behind nginx.")
 
         def stream():
             nonlocal position
             while not hub.stopping.is_set():
                 lines, position = slot.log.after(position, timeout=5)
+                lines = [shown for line in lines
+                         for shown in ((line, note) if DEVELOPMENT_SERVER_WARNING.search(line) else (line,))]
                 if lines:
                     yield "".join(f"data: {json.dumps(line)}\n\n" for line in lines[:-1]) + \
                         f"id: {position}\ndata: {json.dumps(lines[-1])}\n\n"
@@ -566,18 +633,21 @@ def create_app(hub):
         adds = [compare(path, previous.source(path) if previous else None, chapter.source(path), titles)
                 for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
-        ports = {"5000": str(slot.port), **({"5001": str(hub.seconds[number].port)} if number in hub.seconds else {})}
+        ports = {"5000": str(slot.port),
+                 **({"5001": str(hub.second_servers[number].port)} if number in hub.second_servers else {})}
         shown = in_language(chapter.folder / "README.md", readers_language())
         here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
-                               adds=adds, diffs=diffs, info=details(number), lan=hub.host != LOCAL, readme=shown,
+                               adds=adds, diffs=diffs, info=details(number), readme=shown,
                                readme_html=markdown_html(shown, ports, here) if shown.is_file() else None,
                                untranslated=untranslated(shown))
 
     @app.get("/chapter/<number>/open")
     def open_chapter(number):
-        """Send the browser to the chapter, starting it first if it is not running."""
-        return redirect(url_on_this_host(running_or_503(slot_or_404(number)).port))
+        """Send the browser to the chapter if it runs, else to its page on the hub (its status, log and buttons).
+        A GET starts nothing: any web page's <img> can send one."""
+        slot = slot_or_404(number)
+        return redirect(url_on_this_host(slot.port) if slot.status == "running" else url_for("changes", number=number))
 
     @app.get("/chapter/<number>/pair")
     def pair(number):
@@ -585,11 +655,21 @@ def create_app(hub):
 
         With a second server (chapter 10), B is that process: its own session cookie makes B another user.
         """
-        slot = running_or_503(slot_or_404(number))
-        second = running_or_503(hub.seconds[number]) if number in hub.seconds else None
+        slot = slot_or_404(number)
+        second = hub.second_servers.get(number)
         return render_template("pair.html", chapter=slot.chapter, info=details(number), second=second is not None,
-                               url_a=url_on_this_host(slot.port),
-                               url_b=url_on_this_host((second or slot).port), lan=hub.host != LOCAL, hub=hub)
+                               url_a=url_on_this_host(slot.port), url_b=url_on_this_host((second or slot).port),
+                               hub=hub)
+
+    @app.get("/instructor")
+    def instructor():
+        """The link the hub prints for the instructor's browser on another machine: with the right key, that browser
+        gets the instructor's buttons and secrets (a cookie), then the hub's list."""
+        if not hmac.compare_digest(request.args.get("key", "").encode(), hub.instructor_key.encode()):
+            abort(403, gettext("This is not the instructor's link the hub printed."))
+        response = redirect(url_for("index"))
+        response.set_cookie(INSTRUCTOR_COOKIE, hub.instructor_key, httponly=True, samesite="Strict")
+        return response
 
     @app.get("/file/<path:path>")
     def file(path):
@@ -621,10 +701,14 @@ def serve(hub):
     if hub.host == LOCAL:
         print(f"Classroom hub: http://{LOCAL}:{hub.port}/  (Ctrl-C stops it and every chapter)", flush=True)
     else:
+        addresses = lan_addresses() or ["<this machine's address>"]
         print("LAN mode: the hub and every chapter listen on all interfaces, debugger off.\n"
-              "WARNING: anyone on this network can open them. Students open:", flush=True)
-        for address in lan_addresses() or ["<this machine's address>"]:
+              "WARNING: anyone on this network can open them (the chapters, their logs and READMEs; the hub's\n"
+              "buttons and secrets only on this machine). Students open:", flush=True)
+        for address in addresses:
             print(f"  http://{address}:{hub.port}/", flush=True)
+        print(f"Instructor on another machine: open this link once (it is the key to the buttons, keep it off the "
+              f"projector):\n  http://{addresses[0]}:{hub.port}/instructor?key={hub.instructor_key}", flush=True)
     print(f"Socket.IO Admin UI (chapters 09, 10): user {ADMIN_USER}, password {hub.admin_password}", flush=True)
     try:
         server.serve_forever()
