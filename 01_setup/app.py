@@ -10,6 +10,19 @@ from groundwork import protect
 socketio = SocketIO()
 
 
+@socketio.on("connect")
+def connect():
+    """Greet every new connection: proof that the server can talk first."""
+    emit("greeting", {"text": "Hello from Flask-SocketIO!", "async_mode": socketio.async_mode})
+
+
+def installed_client_version(app):
+    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
+    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
+    with open(manifest, encoding="utf-8") as file:
+        return json.load(file)["version"]
+
+
 def create_app(**settings):
     """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
     app = Flask(__name__, static_folder="../static")
@@ -25,19 +38,6 @@ def create_app(**settings):
                                client_version=installed_client_version(app))
 
     return app
-
-
-def installed_client_version(app):
-    """The Socket.IO JavaScript client's version, as set-up installed it from package-lock.json."""
-    manifest = os.path.join(app.root_path, "..", "node_modules", "socket.io-client", "package.json")
-    with open(manifest, encoding="utf-8") as file:
-        return json.load(file)["version"]
-
-
-@socketio.on("connect")
-def connect():
-    """Greet every new connection: proof that the server can talk first."""
-    emit("greeting", {"text": "Hello from Flask-SocketIO!", "async_mode": socketio.async_mode})
 
 
 if __name__ == "__main__":

@@ -8,48 +8,6 @@ from groundwork import protect, reject
 
 socketio = SocketIO()
 
-MAX_TEXT = 500
-
-
-def create_app(**settings):
-    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
-    app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
-    app.config.from_prefixed_env()
-    app.config.update(settings)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
-    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
-
-    @app.get("/")
-    def index():
-        return render_template("index.html", async_mode=socketio.async_mode)
-
-    return app
-
-
-def checked_text(text, name="the message"):
-    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
-    return text
-
-
-def checked_value(value):
-    """``value`` if it is of one of the types the notes list and short when printed, else ValueError."""
-    # bool is a subclass of int in Python, but JSON true/false is not an integer.
-    if not isinstance(value, (str, bytes, int, dict, list)) or isinstance(value, bool):
-        raise ValueError("send a string, bytes, an integer or a JSON object or array")
-    if len(repr(value)) > MAX_TEXT:
-        raise ValueError(f"the value is longer than {MAX_TEXT} characters when printed")
-    return value
-
-
-def described(value):
-    """What the server received, as Python sees it: the namespace, the type and the value."""
-    return {"namespace": request.namespace, "type": type(value).__name__, "repr": repr(value)}
-
 
 @socketio.on("message")
 def message(text):
@@ -112,6 +70,49 @@ def my_function_handler(data):
 
 # Registered without the decorator, under the notes' name: handy when the handler comes from elsewhere.
 socketio.on_event("my event", my_function_handler, namespace="/test")
+
+
+def described(value):
+    """What the server received, as Python sees it: the namespace, the type and the value."""
+    return {"namespace": request.namespace, "type": type(value).__name__, "repr": repr(value)}
+
+
+MAX_TEXT = 500
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def checked_value(value):
+    """``value`` if it is of one of the types the notes list and short when printed, else ValueError."""
+    # bool is a subclass of int in Python, but JSON true/false is not an integer.
+    if not isinstance(value, (str, bytes, int, dict, list)) or isinstance(value, bool):
+        raise ValueError("send a string, bytes, an integer or a JSON object or array")
+    if len(repr(value)) > MAX_TEXT:
+        raise ValueError(f"the value is longer than {MAX_TEXT} characters when printed")
+    return value
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode)
+
+    return app
 
 
 if __name__ == "__main__":

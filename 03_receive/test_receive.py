@@ -6,7 +6,6 @@ from playwright.sync_api import expect
 
 XSS = '<img src=x onerror="window.pwned=1">'
 NOT_A_VALUE = "send a string, bytes, an integer or a JSON object or array"
-WRONG_COUNT = "wrong number of arguments: see the events table in README.md"  # the skeleton's answer
 
 TYPES = [  # what a client sends to 'describe' -> the Python type and repr the server sees
     pytest.param("hello", "str", "'hello'"),
@@ -17,20 +16,15 @@ TYPES = [  # what a client sends to 'describe' -> the Python type and repr the s
 ]
 
 BAD = [  # event, arguments, namespace -> the error in the ack and in bad_input
-    ("message", (), "/", WRONG_COUNT),
     ("message", ({"text": "hi"},), "/", "the message must be a non-empty string"),
     ("message", ("x" * 501,), "/", "the message is longer than 500 characters"),
     ("json", ("not an object",), "/", "send a JSON object"),
     ("json", ({"text": "x" * 500},), "/", "the value is longer than 500 characters when printed"),
-    ("describe", (), "/", WRONG_COUNT),
     ("describe", (None,), "/", NOT_A_VALUE),
     ("describe", (4.5,), "/", NOT_A_VALUE),
     ("describe", (True,), "/", NOT_A_VALUE),
     ("describe", (b"x" * 500,), "/", "the value is longer than 500 characters when printed"),
-    ("my event", ("a", "b"), "/", WRONG_COUNT),
     ("my event", ("a", "b", 3), "/", "each argument must be a non-empty string"),
-    ("my event", ({"data": "a"},), "/", WRONG_COUNT),
-    ("my event", ("a", "b", "c"), "/test", WRONG_COUNT),
     ("my event", ("a",), "/test", 'send one object like {"data": "hello"}'),
     ("my event", ({"data": ""},), "/test", "'data' must be a non-empty string"),
     ("my event", ({"data": "x" * 501},), "/test", "'data' is longer than 500 characters"),

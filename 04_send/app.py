@@ -9,56 +9,7 @@ from groundwork import protect, reject
 
 socketio = SocketIO()
 
-MAX_TEXT = 500
-MAX_WAIT = 10  # seconds: a call() holds a server thread (or green thread) for that long
 waiting = set()  # sids whose call() is still waiting for an answer
-
-
-def create_app(**settings):
-    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
-    app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
-    app.config.from_prefixed_env()
-    app.config.update(settings)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
-    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
-
-    @app.get("/")
-    def index():
-        return render_template("index.html", async_mode=socketio.async_mode)
-
-    return app
-
-
-def checked_text(text, name="the message"):
-    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
-    return text
-
-
-def checked_object(data):
-    """``data`` if it is an object of at most MAX_TEXT characters when printed, else ValueError."""
-    if not isinstance(data, dict) or len(repr(data)) > MAX_TEXT:
-        raise ValueError(f"send an object of at most {MAX_TEXT} characters when printed")
-    return data
-
-
-def checked_data(message):
-    """``message`` if it is a ``{"data": text}`` payload, else ValueError."""
-    if not isinstance(message, dict):
-        raise ValueError('send an object like {"data": "hello"}')
-    checked_text(message.get("data"), "'data'")
-    return message
-
-
-def chat_sid():
-    """This client's sid on /chat, where its answers go, or ValueError."""
-    if "chat_sid" not in session:
-        raise ValueError("connect to /chat first: the answer goes there")
-    return session["chat_sid"]
 
 
 @socketio.on("message")
@@ -139,16 +90,6 @@ def my_event_to_chat(message):
     emit("my response", ("foo", "bar", message), namespace="/chat", to=to)
 
 
-def checked_wait(message):
-    """The seconds in ``{"wait": seconds}`` (more than 0, at most MAX_WAIT), else ValueError."""
-    wait = message.get("wait") if isinstance(message, dict) else None
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= MAX_WAIT:
-        raise ValueError(f"'wait' must be a number of seconds, more than 0 and at most {MAX_WAIT}")
-    if request.sid in waiting:
-        raise ValueError("the server is still waiting for your previous answer")
-    return wait
-
-
 @socketio.on("ask me")
 def ask_me(message):
     """Ask the sender a question with call() and wait, at most message["wait"] seconds, for its answer."""
@@ -171,6 +112,67 @@ def ask_me(message):
     except ValueError as error:
         return reject("question", str(error))
     emit("call result", {"answer": answer})
+
+
+MAX_TEXT = 500
+MAX_WAIT = 10  # seconds: a call() holds a server thread (or green thread) for that long
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def checked_object(data):
+    """``data`` if it is an object of at most MAX_TEXT characters when printed, else ValueError."""
+    if not isinstance(data, dict) or len(repr(data)) > MAX_TEXT:
+        raise ValueError(f"send an object of at most {MAX_TEXT} characters when printed")
+    return data
+
+
+def checked_data(message):
+    """``message`` if it is a ``{"data": text}`` payload, else ValueError."""
+    if not isinstance(message, dict):
+        raise ValueError('send an object like {"data": "hello"}')
+    checked_text(message.get("data"), "'data'")
+    return message
+
+
+def chat_sid():
+    """This client's sid on /chat, where its answers go, or ValueError."""
+    if "chat_sid" not in session:
+        raise ValueError("connect to /chat first: the answer goes there")
+    return session["chat_sid"]
+
+
+def checked_wait(message):
+    """The seconds in ``{"wait": seconds}`` (more than 0, at most MAX_WAIT), else ValueError."""
+    wait = message.get("wait") if isinstance(message, dict) else None
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 < wait <= MAX_WAIT:
+        raise ValueError(f"'wait' must be a number of seconds, more than 0 and at most {MAX_WAIT}")
+    if request.sid in waiting:
+        raise ValueError("the server is still waiting for your previous answer")
+    return wait
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode)
+
+    return app
 
 
 if __name__ == "__main__":

@@ -10,44 +10,6 @@ from groundwork import protect, reject
 
 socketio = SocketIO()
 
-USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
-RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
-MAX_TEXT = 500
-
-
-def create_app(**settings):
-    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
-    app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
-    app.config.from_prefixed_env()
-    app.config.update(settings)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
-    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
-
-    @app.get("/")
-    def index():
-        return render_template("index.html", async_mode=socketio.async_mode)
-
-    return app
-
-
-def checked_username(name):
-    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
-    if not isinstance(name, str) or not USERNAME.fullmatch(name):
-        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
-    if name.lower() in RESERVED:
-        raise ValueError(f"{name.lower()!r} is a reserved name")
-    return name.lower()
-
-
-def checked_text(text, name="the message"):
-    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
-    return text
-
 
 @socketio.on("my event")
 def my_event(data):
@@ -76,25 +38,6 @@ def connect(auth):
         raise ConnectionRefusedError(f"/chat needs a name: {error}") from None
 
 
-def report_incident(error, handled_by):
-    """Log everything about an unexpected error; answer the client with an incident id, nothing else."""
-    if isinstance(error, TypeError) and error.__traceback__.tb_next is None:
-        # Flask-SocketIO's own call of the handler failed: the client sent too few or too many
-        # arguments. Its mistake, answered like any bad input; not a bug, so no incident.
-        return reject(request.event["message"], "wrong number of arguments: see the events table in README.md")
-    incident = secrets.token_hex(4)
-    connecting = request.event["message"] == "connect"
-    # A handshake's arguments are the WSGI environ and auth: cookies and credentials stay out of logs.
-    args = "the handshake, not logged" if connecting else request.event["args"]
-    # request.event is the event being handled: the error handler learns what failed, and with which data.
-    current_app.logger.error("incident %s (%s): %r on %s failed, args %.300r", incident, handled_by,
-                             request.event["message"], request.namespace, args, exc_info=error)
-    if connecting:
-        return False  # a connect handler's value decides admission: one that crashed must not let anyone in
-    return {"error": f"Something went wrong handling {request.event['message']!r}", "id": incident,
-            "handler": handled_by}
-
-
 @socketio.on_error()  # the default namespace, '/'
 def error_handler(error):
     """Unexpected errors in events on '/'."""
@@ -111,6 +54,60 @@ def error_handler_chat(error):
 def default_error_handler(error):
     """Unexpected errors in events on any other namespace."""
     return report_incident(error, "on_error_default")
+
+
+def report_incident(error, handled_by):
+    """Log everything about an unexpected error; answer the client with an incident id, nothing else."""
+    incident = secrets.token_hex(4)
+    connecting = request.event["message"] == "connect"
+    # A handshake's arguments are the WSGI environ and auth: cookies and credentials stay out of logs.
+    args = "the handshake, not logged" if connecting else request.event["args"]
+    # request.event is the event being handled: the error handler learns what failed, and with which data.
+    current_app.logger.error("incident %s (%s): %r on %s failed, args %.300r", incident, handled_by,
+                             request.event["message"], request.namespace, args, exc_info=error)
+    if connecting:
+        return False  # a connect handler's value decides admission: one that crashed must not let anyone in
+    return {"error": f"Something went wrong handling {request.event['message']!r}", "id": incident,
+            "handler": handled_by}
+
+
+MAX_TEXT = 500
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}")  # ASCII only: no look-alikes from other scripts ("bоb")
+RESERVED = {"admin", "administrator", "root", "system", "server", "support", "everyone", "nobody"}
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def checked_username(name):
+    """The user ``name`` stands for, case-folded (Bob is bob); a reserved name is refused."""
+    if not isinstance(name, str) or not USERNAME.fullmatch(name):
+        raise ValueError("a user name is 1-20 letters, digits, '-' or '_', starting with a letter or digit")
+    if name.lower() in RESERVED:
+        raise ValueError(f"{name.lower()!r} is a reserved name")
+    return name.lower()
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode)
+
+    return app
 
 
 if __name__ == "__main__":

@@ -9,34 +9,7 @@ from groundwork import protect, reject
 
 socketio = SocketIO()
 
-
 log = logging.getLogger(__name__)
-MAX_TEXT = 500
-
-
-def create_app(**settings):
-    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
-    app = Flask(__name__, static_folder="../static")
-    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
-    app.config.from_prefixed_env()
-    app.config.update(settings)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
-    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
-
-    @app.get("/")
-    def index():
-        return render_template("index.html", async_mode=socketio.async_mode)
-
-    return app
-
-
-def checked_text(text, name="the message"):
-    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    if len(text) > MAX_TEXT:
-        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
-    return text
 
 
 class TutorialNamespace(Namespace):
@@ -113,6 +86,34 @@ def which_handler(*ignored):
 socketio.on_namespace(MyCustomNamespace("/test"))
 socketio.on_namespace(ChatNamespace("/chat"))
 socketio.on_namespace(NotificationsNamespace("/notifications"))
+
+
+MAX_TEXT = 500
+
+
+def checked_text(text, name="the message"):
+    """``text`` if it is a non-empty string of at most MAX_TEXT characters, else ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    return text
+
+
+def create_app(**settings):
+    """Create the app: defaults, then FLASK_* environment variables, then ``settings``."""
+    app = Flask(__name__, static_folder="../static")
+    app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"))
+    app.config.from_prefixed_env()
+    app.config.update(settings)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"])
+    protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", async_mode=socketio.async_mode)
+
+    return app
 
 
 if __name__ == "__main__":

@@ -105,31 +105,6 @@ def test_bad_input_gets_a_clear_error(chapter, app, namespace, event, key, paylo
     assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
 
 
-@pytest.mark.parametrize("event", ["connect", "disconnect"])
-@pytest.mark.parametrize("namespace", NAMESPACES)
-def test_a_forged_connect_or_disconnect_changes_nothing(chapter, app, namespace, event):
-    alice, bob = (chapter.socketio.test_client(app, namespace=namespace) for _ in range(2))
-    for client in (alice, bob):
-        client.get_received(namespace)
-    error = f"'{event}' is sent by Socket.IO itself, not by a client"
-    assert alice.emit(event, "io client disconnect", namespace=namespace, callback=True) == {"error": error}
-    assert received(alice, namespace) == [("bad_input", {"event": event, "error": error})]
-    assert received(bob, namespace) == []  # without the guard: "left", for a departure that did not happen
-    assert alice.is_connected(namespace)
-
-
-@pytest.mark.parametrize("count", [0, 2])
-@pytest.mark.parametrize("namespace, event, key", EVENTS)
-def test_a_wrong_number_of_arguments_is_bad_input(chapter, app, caplog, namespace, event, key, count):
-    client = chapter.socketio.test_client(app, namespace=namespace)
-    client.get_received(namespace)
-    error = "wrong number of arguments: see the events table in README.md"
-    args = [{key: "hi"}, "one too many"][:count]
-    assert client.emit(event, *args, namespace=namespace, callback=True) == {"error": error}
-    assert received(client, namespace) == [("bad_input", {"event": event, "error": error})]
-    assert "Traceback" not in caplog.text
-
-
 # Live: app.py as a real server, real clients over WebSocket.
 
 def test_one_websocket_carries_three_namespaces(server):

@@ -43,7 +43,6 @@ from werkzeug.serving import make_server
 from groundwork.redis_server import PrivateRedis
 
 from . import CHAPTERS, ROOT
-from .changes import compare
 from .servers import ChapterServer, free_port
 
 # The docstring every chapter's app.py opens with (CONTRIBUTING.md): "NN · Title: summary (notes: 中文)."
@@ -628,17 +627,13 @@ def create_app(hub):
         slot = slot_or_404(number)
         previous, following = hub.neighbours(number)
         chapter = slot.chapter
-        titles = [(f"{previous.number} · {previous.title}", f"{chapter.number} · {chapter.title}"),
-                  (previous.notes_title, chapter.notes_title)] if previous else []
-        adds = [compare(path, previous.source(path) if previous else None, chapter.source(path), titles)
-                for path in ("app.py", "templates/index.html")]
         diffs = {path: diff_html(previous, slot.chapter, path) for path in ("app.py", "templates/index.html")}
         ports = {"5000": str(slot.port),
                  **({"5001": str(hub.second_servers[number].port)} if number in hub.second_servers else {})}
         shown = in_language(chapter.folder / "README.md", readers_language())
         here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
-                               adds=adds, diffs=diffs, info=details(number), readme=shown,
+                               diffs=diffs, info=details(number), readme=shown,
                                readme_html=markdown_html(shown, ports, here) if shown.is_file() else None,
                                untranslated=untranslated(shown))
 
