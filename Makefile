@@ -14,7 +14,7 @@ JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # The hub's Chinese texts: the catalogue is committed, its compiled form (.mo) made by set-up.
 CATALOGUE := tutorial/translations/zh_Hans_CN/LC_MESSAGES/messages
 
-.PHONY: setup run test lock notebooks notebooks-clean bench chaos messages
+.PHONY: setup run test check lock notebooks notebooks-clean bench chaos messages
 
 setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/index.html \
        bench/node_modules/.package-lock.json $(CATALOGUE).mo
@@ -24,6 +24,10 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/
 # CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/README.md).
 run: setup
 	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
+
+# A chapter's "Now you try" exercises (its README) checked against its app.py: make check CHAPTER=06.
+check: setup
+	$(BIN)/python -m tutorial check $(CHAPTER)
 
 # The linter first (rules in pyproject.toml): a finding stops the run before the suite starts.
 test: setup

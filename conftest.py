@@ -12,8 +12,6 @@ A chapter's tests live in its folder and ask for fixtures by level:
 """
 import contextlib
 import functools
-import importlib.util
-import itertools
 import os
 import shutil
 import sys
@@ -24,31 +22,18 @@ import websocket
 
 from tutorial import ASYNC_MODES
 from tutorial.servers import ChapterServer
-from tutorial.testing import until
+from tutorial.testing import load_chapter, until
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
     # Without these Chromium phones home, and this machine's closed network refuses it.
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
 ]
-_imports = itertools.count()
 
 # A client's disconnect() sends Engine.IO's CLOSE packet, then websocket-client's close()
 # waits up to 3 s for the server's close frame, which python-engineio's reader thread
 # has often consumed already (seen against Werkzeug): a wait for nothing, per client.
 websocket.WebSocket.close = functools.partialmethod(websocket.WebSocket.close, timeout=0.2)
-
-
-def load_chapter(folder):
-    """Import a chapter's ``app.py`` as a new module, so every test starts from fresh state."""
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))  # its own modules (chapter 10's store), as when it runs from its folder
-    name = f"chapter_{folder.name}_{next(_imports)}"
-    spec = importlib.util.spec_from_file_location(name, folder / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # Flask locates the chapter's templates through it
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

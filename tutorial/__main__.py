@@ -21,6 +21,9 @@
       Chapter 10 as it runs for real: a private Redis, 3 gunicorn processes (gevent worker;
       ASYNC_MODE=threading: threads), nginx in front on PORT. Ctrl-C stops all of it.
 
+  make check CHAPTER=06  |  python -m tutorial check 06
+      Check the chapter's "Now you try" exercises (its README) against its app.py: done, or what is missing.
+
 Chapters 09 and 10 serve the Socket.IO Admin UI (user admin, the password the hub shows the instructor; read-only
 unless FLASK_ADMIN_READ_ONLY=false).
 PORT, ASYNC_MODE (threading or eventlet) and FLASK_* settings come from the environment.
@@ -29,7 +32,7 @@ import argparse
 import os
 import sys
 
-from . import CHAPTERS, chapter_dir, hub, production
+from . import CHAPTERS, chapter_dir, exercises, hub, production
 
 
 def run_chapter(name):
@@ -66,8 +69,14 @@ def main(argv=None):
                           "prints the address students open")
     hub_command.add_argument("--logs", action="store_true",
                              help="also print every chapter's output here, each line prefixed by its chapter")
+    check = commands.add_parser("check", help="check a chapter's \"Now you try\" exercises against its app.py")
+    check.add_argument("chapter", help="e.g. 06 or 06_rooms")
     args = parser.parse_args(argv)
     try:
+        if args.command == "check":
+            report, _ = exercises.check(chapter_dir(args.chapter))
+            print("\n".join(report))
+            parser.exit(0)  # an exercise not done yet is the report's news, not an error
         if args.command == "run" and args.scale:
             if args.chapter is None or chapter_dir(args.chapter) != chapter_dir(production.CHAPTER):
                 raise ValueError("--scale runs chapter 10 only: python -m tutorial run 10 --scale 3")

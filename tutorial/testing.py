@@ -5,9 +5,13 @@
 - ``next_event(sio, event)``: the payload of the next ``event`` a live ``socketio.SimpleClient`` receives;
 - ``received(client)``: what an in-process test client got since last asked, as (name, argument) pairs.
 """
+import importlib.util
+import itertools
+import sys
 import time
 
 POLL = 0.01  # seconds between two looks: not synchronisation, the pause of a poll
+_imports = itertools.count()
 
 
 def until(check, timeout=5, what=None):
@@ -50,3 +54,15 @@ def next_event(sio, event, timeout=5):
         name, *args = sio.receive(timeout=max(deadline - time.monotonic(), POLL))
         if name == event:
             return args[0] if len(args) == 1 else (args or None)
+
+
+def load_chapter(folder):
+    """Import a chapter's ``app.py`` as a new module, so every test starts from fresh state."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))  # its own modules (chapter 10's store), as when it runs from its folder
+    name = f"chapter_{folder.name}_{next(_imports)}"
+    spec = importlib.util.spec_from_file_location(name, folder / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # Flask locates the chapter's templates through it
+    spec.loader.exec_module(module)
+    return module
