@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom in a fresh kernel, and is committed without outputs."""
 import copy
 import os
+import re
 import runpy
 import secrets
 from pathlib import Path
@@ -53,6 +54,23 @@ def stop_processes_marked(mark):
         except psutil.Error:
             pass  # gone meanwhile, or not ours to read
     psutil.wait_procs(left, timeout=5)
+
+
+def test_notebook_ends_with_try_this(notebook):
+    """Its last cell is "Try this": one or two small changes to make, and what the reader should then see."""
+    last = notebook.cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## Try this\n"), "end with a Try this cell"
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_api_table_names_cells_that_exist(readme):
+    """Each cell that the README's table of the client API points to, "[N](N_name.ipynb) *its heading*", exists."""
+    cited = re.findall(r"\]\((\d_\w+\.ipynb)\) \*(.+?)\*(?= \||;|；)", (HERE / readme).read_text(encoding="utf-8"))
+    assert len(cited) > 20, "the table of the client API is missing"
+    for name, heading in cited:
+        cells = nbformat.read(HERE / name, as_version=4).cells
+        headings = [line for cell in cells if cell.cell_type == "markdown" for line in cell.source.splitlines()]
+        assert f"## {heading}" in headings, f"{readme}: {name} has no cell headed {heading!r}"
 
 
 def test_notebook_is_committed_clean(notebook):
