@@ -535,7 +535,7 @@ def test_a_student_reads_everything_and_changes_nothing(lan_hub):
     for path in ("/", "/chapter/10/", "/chapter/10/pair", "/file/README.md", "/api/chapters"):
         page = student.get(path)
         assert page.status_code == 200, path
-        assert not re.search("data-(post|action)=", page.get_data(as_text=True)), f"{path} shows the buttons"
+        assert not re.search("data-(post|action|check)=", page.get_data(as_text=True)), f"{path} shows the buttons"
     for path in CONTROLS:
         assert student.post(path, headers={"X-Hub": "1"}).status_code == 403, path
     assert student.get("/instructor?key=guessed").status_code == 403
@@ -553,6 +553,18 @@ def test_the_instructor_has_the_buttons(lan_hub, who):
     assert lan_hub.redis["10"].calls == ["stop", "start"]
 
 
+def test_the_instructor_checks_an_exercise_and_a_student_only_reads_it(lan_hub):
+    instructor, student = visitor(lan_hub, "127.0.0.1"), visitor(lan_hub, STUDENT)
+    assert 'data-check="/chapter/06/check/2"' in instructor.get("/chapter/06/").get_data(as_text=True)
+    report = instructor.post("/chapter/06/check/2", headers={"X-Hub": "1"}).get_json()["report"]
+    assert report.splitlines()[:2] == ['Chapter 06_rooms: 0 of 1 exercises done (README.md, "Now you try")',
+                                       "  not yet  2. A notification to a whole team"]
+    assert "still missing: Bob, in Ana's team, got no 'team message'" in report
+    page = student.get("/chapter/06/").get_data(as_text=True)
+    assert "A notification to a whole team" in page and "data-check" not in page
+    assert student.post("/chapter/06/check/2", headers={"X-Hub": "1"}).status_code == 403
+
+
 def test_opening_a_stopped_chapter_starts_nothing(lan_hub):
     response = visitor(lan_hub, STUDENT).get("/chapter/03/open")  # as an <img> on any page could
     assert response.status_code == 302 and response.location == "/chapter/03/"  # its page on the hub
@@ -561,7 +573,7 @@ def test_opening_a_stopped_chapter_starts_nothing(lan_hub):
 
 def route_examples(app):
     """Every route of ``app`` with each of its methods, its parameters filled in."""
-    values = {"number": "10", "action": "stop", "path": "README.md", "filename": "tutorial.css"}
+    values = {"number": "10", "action": "stop", "path": "README.md", "filename": "tutorial.css", "exercise": "1"}
     for rule in app.url_map.iter_rules():
         path = rule.rule
         for name in rule.arguments:

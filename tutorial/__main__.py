@@ -71,10 +71,11 @@ def main(argv=None):
                              help="also print every chapter's output here, each line prefixed by its chapter")
     check = commands.add_parser("check", help="check a chapter's \"Now you try\" exercises against its app.py")
     check.add_argument("chapter", help="e.g. 06 or 06_rooms")
+    check.add_argument("--exercise", type=int, metavar="N", help="check exercise N only")
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
-            report, _ = exercises.check(chapter_dir(args.chapter))
+            report, _ = exercises.check(chapter_dir(args.chapter), args.exercise)
             print("\n".join(report))
             parser.exit(0)  # an exercise not done yet is the report's news, not an error
         if args.command == "run" and args.scale:

@@ -24,6 +24,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from werkzeug.serving import make_server
 
 from groundwork.redis_server import PrivateRedis
 
-from . import CHAPTERS, ROOT
+from . import CHAPTERS, ROOT, exercises
 from .servers import ChapterServer, free_port
 
 # The docstring every chapter's app.py opens with (CONTRIBUTING.md): "NN · Title: summary (notes: 中文)."
@@ -595,6 +596,17 @@ def create_app(hub):
         hub.slots[number].log.add([f"--- hub: Redis {'stopped' if action == 'stop' else 'started'} ---"])
         return jsonify(details(number))
 
+    @app.post("/chapter/<number>/check/<int:exercise>")
+    def check_exercise(number, exercise):
+        """Check one of the chapter's "Now you try" exercises against its app.py, as ``make check`` does: in a
+        process of its own, so that the chapter's code never runs inside the hub."""
+        slot = slot_or_404(number)
+        if exercise not in {e.number for e in exercises.exercises_of(slot.chapter.folder)}:
+            abort(404)
+        checked = subprocess.run([sys.executable, "-m", "tutorial", "check", number, "--exercise", str(exercise)],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return jsonify({"report": checked.stdout.strip() or checked.stderr.strip()})
+
     @app.get("/chapter/<number>/log")
     def log(number):
         """The chapter's output as server-sent events: the last lines kept, then each line as it is written."""
@@ -633,6 +645,7 @@ def create_app(hub):
         shown = in_language(chapter.folder / "README.md", readers_language())
         here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
+                               exercises=exercises.exercises_of(chapter.folder),
                                diffs=diffs, info=details(number), readme=shown,
                                readme_html=markdown_html(shown, ports, here) if shown.is_file() else None,
                                untranslated=untranslated(shown))

@@ -60,10 +60,12 @@ def exercises_of(folder):
     return importlib.import_module(f"{__name__}.chapter_{folder.name[:2]}").EXERCISES
 
 
-def check(folder):
-    """Check every exercise of the chapter in ``folder``; the report as lines of text, and how many are done."""
+def check(folder, only=None):
+    """Check the exercises of the chapter in ``folder`` (every one, or number ``only``): the report as lines of
+    text, and whether all of them are done."""
     lines, done = [], 0
-    results = [(exercise, exercise.run(folder)) for exercise in exercises_of(folder)]
+    results = [(exercise, exercise.run(folder)) for exercise in exercises_of(folder)
+               if only in (None, exercise.number)]
     for exercise, missing in results:
         done += missing is None
         lines.append(f"  {'done' if missing is None else 'not yet'}  {exercise.number}. {exercise.title}")
