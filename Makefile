@@ -25,9 +25,10 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/
 run: setup
 	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
 
-# A chapter's "Now you try" exercises (its README) checked against its app.py: make check CHAPTER=06.
+# A chapter's "Now you try" exercises (its README) checked against its app.py: make check CHAPTER=06
+# (EXERCISE=2: that one only).
 check: setup
-	$(BIN)/python -m tutorial check $(CHAPTER)
+	$(BIN)/python -m tutorial check $(CHAPTER) $(if $(EXERCISE),--exercise $(EXERCISE))
 
 # The linter first (rules in pyproject.toml): a finding stops the run before the suite starts.
 test: setup
