@@ -6,6 +6,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -139,6 +140,14 @@ def test_the_outage_demo_stops_and_starts_redis_and_the_log_says_so_once_each(al
     log = server.output()
     assert (log.count("lost Redis"), log.count("Redis is back")) == (1, 1), log
     assert not any(alarm in log for alarm in ALARMS[1:]), log
+
+
+def test_a_process_that_imported_the_app_exits_quietly():
+    """As pytest does with in-process apps on their private Redis: at exit, each forwarder stops before its Redis."""
+    made = subprocess.run([sys.executable, "-c", "import app\nfor _ in range(2): app.create_app(MESSAGE_QUEUE=False)"],
+                          cwd=HERE, env={**os.environ, "REDIS_URL": ""}, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert not any(alarm in made.stdout + made.stderr for alarm in ALARMS), made.stderr
 
 
 # The README's commands, in the form that works after `make setup` and nothing else.
