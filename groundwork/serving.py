@@ -24,7 +24,7 @@ def decline_websocket_compression(wsgi_app):
     (eventlet's, simple-websocket's) accept it with no option to refuse; for notifications of
     a few hundred bytes it costs far more (CPU per message and recipient, ~90 KB of zlib state
     per connection) than it saves. Node's Socket.IO server declines it by default too.
-    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see the README, "Compression".
+    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see 10_redis_pubsub/RUNNING.md, "Compression".
     """
     def without_compression_offer(environ, start_response):
         environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
