@@ -5,6 +5,7 @@ and the limits of each async mode.
 ``app.py`` calls these; nothing here is about notifications.
 """
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -68,7 +69,7 @@ def share_private_redis(app, private):
     os.makedirs(app.instance_path, exist_ok=True)
     with open(os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
         file.write(private.url)
-    atexit.register(os.remove, url_file)
+    atexit.register(remove_if_there, url_file)
     here = os.getcwd()
     python, script, url_file = (shorter_path(path, here) for path in (sys.executable, app.root_path, url_file))
     run_app, run_publish = (os.path.join(script, name) if script != "." else name for name in ("app.py", "publish.py"))
@@ -78,6 +79,12 @@ def share_private_redis(app, private):
           f" * In another terminal, in {here}:\n"
           f"   a second server:  REDIS_URL=$(cat {url_file}) PORT={port + 1} {python} {run_app}\n"
           f"   a notification:   REDIS_URL=$(cat {url_file}) {python} {run_publish} --to bob \"hello\"", flush=True)
+
+
+def remove_if_there(path):
+    """Delete a file that another process (a second app started here without REDIS_URL) may have deleted first."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def shorter_path(path, start):
