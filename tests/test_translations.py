@@ -18,6 +18,9 @@ PENDING = set()  # every learner's page has its twin
 # Written for contributors, who read the code's English anyway.
 ENGLISH_ONLY = {"CONTRIBUTING.md"}
 MARKDOWN = MarkdownIt("commonmark").enable("table")
+# How a comment starts in a code block of each language the pages use; a twin translates its comments and keeps
+# the code. A block of any other kind (a terminal's output, a diagram) stays byte for byte.
+COMMENT_MARKS = {"bash": "#", "python": "#", "ini": "#", "nginx": "#", "js": "//"}
 
 
 def twin(path):
@@ -71,6 +74,19 @@ def outline(path):
     return headings, blocks, links
 
 
+def code(block):
+    """A fenced block as (info, its lines without their comments, which lines carry one): what a twin keeps."""
+    info, text = block
+    mark = COMMENT_MARKS.get(info)
+    if not mark:
+        return info, text, None
+    # A comment starts the line or follows a space, and its mark is followed by a space or the line's end
+    # (so a URL's "#anchor" or a "//" inside one is code).
+    comment = re.compile(rf"(?:^|\s+){re.escape(mark)}(?:\s.*)?$")
+    lines = [comment.split(line, maxsplit=1) for line in text.splitlines()]
+    return info, [parts[0] for parts in lines], [len(parts) > 1 for parts in lines]
+
+
 def target(page, href):
     """Where a link from ``page`` leads, language aside: (path or URL, index of the heading it names or None).
 
@@ -101,7 +117,8 @@ def test_every_page_has_a_twin_or_is_pending():
 
 @pytest.mark.parametrize("path", TWINNED)
 def test_twin_matches_english(path):
-    """Same switch line, heading levels, code blocks byte for byte, and link targets."""
+    """Same switch line, heading levels, code blocks (comments translated, the code byte for byte), and link
+    targets."""
     original, chinese = ROOT / path, twin(ROOT / path)
     # Under each page's title, in both languages: the reader switches with one click.
     switch = f"[English]({original.name}) | [中文]({chinese.name})"
@@ -109,5 +126,5 @@ def test_twin_matches_english(path):
         assert page.read_text(encoding="utf-8").splitlines()[2] == switch, f"{page.relative_to(ROOT)}, line 3"
     (english_headings, english_blocks, _), (chinese_headings, chinese_blocks, _) = outline(original), outline(chinese)
     assert [level for level, _ in chinese_headings] == [level for level, _ in english_headings]
-    assert chinese_blocks == english_blocks
+    assert [code(block) for block in chinese_blocks] == [code(block) for block in english_blocks]
     assert links(chinese) == links(original)
