@@ -1,5 +1,4 @@
 """10 · Redis pub/sub: notifications for several server processes, nothing lost (notes: redis订阅+websocket)."""
-import atexit
 import os
 
 if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
@@ -9,6 +8,7 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
     import eventlet
     eventlet.monkey_patch()
 
+import atexit
 import sys
 import threading
 import time
