@@ -341,11 +341,14 @@ def test_a_notifies_b_across_two_processes(servers, connect, name, notify):
 def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish, via):
     bob = name("bob")
     tab = connect(servers[1], bob)
+    started = time.time()
     result = publish("--to", bob, "--sender", "cron", "--via", via, "backup done")
     assert result.returncode == 0, result.stderr
     entry_id = re.fullmatch(rf"notification (\d+-\d+) for {bob} stored and pushed via {via}\n", result.stdout)[1]
-    assert next_event(tab, "notification") == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron",
-                                                "text": "backup done", "at": pytest.approx(time.time(), abs=5)}
+    notification = next_event(tab, "notification")
+    # Stamped while publish.py ran, however long a busy machine made that (its import alone can take seconds).
+    assert started - 1 <= notification.pop("at") <= time.time() + 1  # Redis's clock and ours: the same machine
+    assert notification == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron", "text": "backup done"}
 
 
 def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, notify):
