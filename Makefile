@@ -21,7 +21,7 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/
 
 # No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network;
 # LOGS=1: every chapter's output in this terminal too).
-# CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/README.md).
+# CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/RUNNING.md).
 run: setup
 	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
 
@@ -102,7 +102,7 @@ lock:
 	  .lock-venv/bin/python -m pip freeze; } > requirements.txt
 	rm -rf .lock-venv
 
-# Chapter 10 under one fault after another, a few minutes per async mode (10_redis_pubsub/README.md).
+# Chapter 10 under one fault after another, a few minutes per async mode (10_redis_pubsub/CHAOS.md).
 # CHAOS_ARGS="--help" lists the sizes and faults.
 chaos: setup
 	ASYNC_MODE=threading $(BIN)/python -m tutorial.chaos $(CHAOS_ARGS)

@@ -8,6 +8,7 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "eventlet":
     import eventlet
     eventlet.monkey_patch()
 
+import atexit
 import sys
 import threading
 import time
@@ -93,6 +94,8 @@ def forward_notifications(redis_url, stop, forwarding):
             listener.subscribe(store.CHANNEL)
             store.register(client, *connected_users())  # a Redis that restarted empty knows them again at once
             forwarding.set()
+            if attempt:
+                print("Redis is back: notifications flow again", file=sys.stderr, flush=True)
             attempt = 0
             socketio.emit("resync", ignore_queue=True)
             while not stop.is_set():
@@ -110,6 +113,8 @@ def forward_notifications(redis_url, stop, forwarding):
                         socketio.emit("notification", notification, to=private_room(name), ignore_queue=True)
         except redis.RedisError as error:
             forwarding.clear()
+            if stop.is_set():
+                break  # shutting down: Redis may go first, and that is no outage
             if attempt == 0:
                 print(f"lost Redis ({error}): retrying", file=sys.stderr, flush=True)
                 socketio.emit("status", {"available": False, "error": UNAVAILABLE}, ignore_queue=True)
@@ -225,13 +230,14 @@ def create_app(**settings):
     app.config.from_prefixed_env()
     app.config.update(settings)
     if not app.config["REDIS_URL"]:
-        app.config["REDIS_URL"] = serving.start_private_redis()
+        app.config["REDIS_URL"] = serving.start_private_redis(app)
     app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
     # The message queue: every process publishes its emits on this Redis channel and
     # delivers the ones it reads there to its own clients, so rooms span processes.
     # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
     queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    serving.quiet_queue_retries(socketio)
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
     protect(app, socketio)  # below the lesson: 01_setup/README.md, "What protect() does"
@@ -241,6 +247,7 @@ def create_app(**settings):
         socketio.server.instrument(auth={"username": "admin", "password": app.config["ADMIN_PASSWORD"]},
                                    read_only=app.config.get("ADMIN_READ_ONLY", True))
     app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
+    atexit.register(stop.set)  # atexit runs the latest first: the forwarder stops before a private Redis does
     app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
     socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
 

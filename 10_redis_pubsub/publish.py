@@ -1,4 +1,4 @@
-"""Notify a user from outside the web server: ``python publish.py --to bob "hello"``.
+"""Notify a user from outside the web server: ``../.venv/bin/python publish.py --to bob "hello"``.
 
 Any process that can reach Redis can do this: a cron job, another service, a shell.
 The notification is stored first (so it waits for a user who is offline), then pushed:
@@ -20,7 +20,7 @@ import redis
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python publish.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="publish.py", description=__doc__.split("\n")[0])
     parser.add_argument("--to", required=True, help="the recipient's user name (they must have logged in once)")
     parser.add_argument("--sender", default="publisher", help="who it is from (default: publisher)")
     parser.add_argument("--via", choices=["channel", "queue"], default="channel", help="how it is pushed")
@@ -30,7 +30,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     url = os.environ.get("REDIS_URL")
     if not url:
-        parser.exit(2, "publish.py: set REDIS_URL to the server's Redis (app.py prints it when it starts)\n")
+        parser.exit(2, "publish.py: set REDIS_URL to the server's Redis (app.py prints how when it starts)\n")
     try:
         r = store.connect(url)
         # No rate limit: whoever can reach Redis is trusted already (and could write to it directly).

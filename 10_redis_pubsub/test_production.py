@@ -90,6 +90,14 @@ def test_make_run_scale_starts_it_all_on_one_port_and_ctrl_c_leaves_nothing_behi
         output = (tmp_path / "run.log").read_text()
         assert f"http://127.0.0.1:{port}" in output and output.count("gunicorn -k gevent -w 1") == 2, output
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        # The printed Publish command, as printed, where it says, in a terminal with no virtual environment active.
+        printed = re.search(r"^ \* Publish, in another terminal, in (.+):\n   (.+)$", output, re.MULTILINE)
+        folder, command = printed.groups()
+        assert requests.post(f"http://127.0.0.1:{port}/login", data={"username": "bob"}, allow_redirects=False,
+                             timeout=5).status_code == 302
+        published = subprocess.run(command, shell=True, cwd=folder, capture_output=True, text=True, timeout=30,
+                                   env={**os.environ, "PATH": "/usr/local/bin:/usr/bin:/bin"})
+        assert published.returncode == 0, published.stderr
         processes = family(launcher.pid)
         ports = {c.laddr.port for p in processes for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
         assert port in ports and len(ports) >= 4, ports  # nginx, two gunicorn processes, Redis

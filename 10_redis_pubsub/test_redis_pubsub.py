@@ -2,7 +2,6 @@
 import json
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -342,11 +341,14 @@ def test_a_notifies_b_across_two_processes(servers, connect, name, notify):
 def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish, via):
     bob = name("bob")
     tab = connect(servers[1], bob)
+    started = time.time()
     result = publish("--to", bob, "--sender", "cron", "--via", via, "backup done")
     assert result.returncode == 0, result.stderr
     entry_id = re.fullmatch(rf"notification (\d+-\d+) for {bob} stored and pushed via {via}\n", result.stdout)[1]
-    assert next_event(tab, "notification") == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron",
-                                                "text": "backup done", "at": pytest.approx(time.time(), abs=5)}
+    notification = next_event(tab, "notification")
+    # Stamped while publish.py ran, however long a busy machine made that (its import alone can take seconds).
+    assert started - 1 <= notification.pop("at") <= time.time() + 1  # Redis's clock and ours: the same machine
+    assert notification == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron", "text": "backup done"}
 
 
 def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, notify):
@@ -430,25 +432,6 @@ def test_eventlet_holds_5000_connections(start_servers, redis_url, connect, name
     finally:
         for sock in idle:
             sock.close()
-
-
-@pytest.mark.parametrize("async_mode", ASYNC_MODES)
-def test_without_redis_url_the_app_runs_its_own_redis_and_says_how_to_share_it(start_servers, connect, name,
-                                                                               async_mode):
-    [first] = start_servers(1, async_mode, "")
-    shared = re.search(r"REDIS_URL=(redis://:\w+@\S+) PORT=5001 python app.py", first.output()).group(1)
-    [private] = psutil.Process(first.process.pid).children()
-    assert private.name() == "redis-server"
-    [second] = start_servers(1, async_mode, shared)
-    alice, bob = name("alice"), name("bob")
-    tab = connect(second, bob)
-    call_send(connect(first, alice), bob, "one Redis, two servers")
-    assert next_event(tab, "notification")["text"] == "one Redis, two servers"
-
-    first.process.send_signal(signal.SIGTERM)  # to app.py alone: it must stop its Redis itself
-    first.process.wait(10)
-    private.wait(10)
-    assert not psutil.pid_exists(private.pid)
 
 
 # In the browser: the page's own logic (notifications.js) under the faults of issue 11.

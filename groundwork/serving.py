@@ -1,11 +1,15 @@
 """How chapter 10 runs as a server, out of the lesson's way: the WebSocket compression it declines,
-its private Redis, and the limits of each async mode.
+its private Redis (the commands that share it, the outage demo), a log that tells an outage once,
+and the limits of each async mode.
 
 ``app.py`` calls these; nothing here is about notifications.
 """
 import atexit
+import contextlib
 import os
 import signal
+import sys
+import threading
 
 from .redis_server import PrivateRedis
 
@@ -21,7 +25,7 @@ def decline_websocket_compression(wsgi_app):
     (eventlet's, simple-websocket's) accept it with no option to refuse; for notifications of
     a few hundred bytes it costs far more (CPU per message and recipient, ~90 KB of zlib state
     per connection) than it saves. Node's Socket.IO server declines it by default too.
-    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see the README, "Compression".
+    Set FLASK_WEBSOCKET_COMPRESSION=true to accept it again; see 10_redis_pubsub/RUNNING.md, "Compression".
     """
     def without_compression_offer(environ, start_response):
         environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
@@ -30,14 +34,94 @@ def decline_websocket_compression(wsgi_app):
     return without_compression_offer
 
 
-def start_private_redis():
-    """No REDIS_URL: run a private redis-server (with a random password) for as long as this process."""
-    private = PrivateRedis().start()
+def start_deaf_to_ctrl_c(redis):
+    """Start a private Redis with SIGINT blocked, a mask it inherits and keeps.
+
+    Ctrl-C in a terminal signals its whole foreground process group, this Redis included; it
+    must outlive the servers that use it, until ``stop()`` ends it with SIGTERM.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return redis.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def start_private_redis(app):
+    """No REDIS_URL: run a private redis-server (random password) for as long as this process; return its URL.
+
+    Durable (each write on disk before Redis answers), so that the outage demo's stop and
+    start keeps the notifications, as a real Redis with persistence does.
+    """
+    private = start_deaf_to_ctrl_c(PrivateRedis(durable=True))
     atexit.register(private.remove)
-    print(f" * No REDIS_URL: started a private Redis at {private.url}\n"
-          f" * Run a second server on it: REDIS_URL={private.url} PORT=5001 python app.py\n"
-          f" * Publish to it: REDIS_URL={private.url} python publish.py --to NAME \"hello\"", flush=True)
+    app.extensions["private_redis"] = private
     return private.url
+
+
+def share_private_redis(app, private):
+    """Print how to run a second server and publish on ``private``, as commands that run as printed.
+
+    The URL holds the password: it goes to a file only its owner reads, and the commands read it
+    from there, so it is in no terminal's scrollback.
+    """
+    url_file = os.path.join(app.instance_path, "redis_url")
+    os.makedirs(app.instance_path, exist_ok=True)
+    with open(os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write(private.url)
+    atexit.register(remove_if_there, url_file)
+    here = os.getcwd()
+    python, script, url_file = (shorter_path(path, here) for path in (sys.executable, app.root_path, url_file))
+    run_app, run_publish = (os.path.join(script, name) if script != "." else name for name in ("app.py", "publish.py"))
+    port = int(os.environ.get("PORT", 5000))
+    print(f" * No REDIS_URL: started a private Redis on 127.0.0.1:{private.port}; its URL, password included, "
+          f"is in {url_file}\n"
+          f" * In another terminal, in {here}:\n"
+          f"   a second server:  REDIS_URL=$(cat {url_file}) PORT={port + 1} {python} {run_app}\n"
+          f"   a notification:   REDIS_URL=$(cat {url_file}) {python} {run_publish} --to bob \"hello\"", flush=True)
+
+
+def remove_if_there(path):
+    """Delete a file that another process (a second app started here without REDIS_URL) may have deleted first."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def shorter_path(path, start):
+    """``path`` relative to ``start`` when that stays inside their common folder, else absolute."""
+    relative = os.path.relpath(path, start)
+    return path if relative.startswith(os.path.join(os.pardir, os.pardir)) else relative
+
+
+def offer_outage_demo(private):
+    """Enter in the server's terminal stops ``private``, Enter again starts it (chapter 10's "Try this", step 3)."""
+    if not sys.stdin.isatty():
+        return  # no terminal to type in (the hub, a service, a test without one)
+    print(" * Outage demo: press Enter here to stop this Redis, Enter again to start it", flush=True)
+
+    def toggle():
+        while os.read(sys.stdin.fileno(), 1024):  # eventlet's patched os.read waits without blocking the server
+            if private.process.poll() is None:
+                private.stop()
+            else:
+                start_deaf_to_ctrl_c(private)
+
+    threading.Thread(target=toggle, daemon=True).start()
+
+
+def quiet_queue_retries(socketio):
+    """Keep python-socketio's message-queue retry lines out of the log.
+
+    Its listener reconnects by itself (after 1, 2, 4 … up to 60 s) and logs every failed
+    receive and publish; the forwarder of app.py tells the same outage in one line when it
+    starts and one when it ends.
+    """
+    socketio.server.logger.addFilter(not_a_queue_retry)
+
+
+def not_a_queue_retry(record):
+    """Whether a log record of python-socketio is something other than its message queue retrying."""
+    return not record.getMessage().startswith(("Cannot receive from redis", "Cannot publish to redis"))
 
 
 def run(socketio, app):
@@ -45,6 +129,10 @@ def run(socketio, app):
     # Ctrl-C unwinds through atexit (which stops a private Redis); make a plain `kill` act as Ctrl-C.
     # (Not sys.exit: under eventlet a SystemExit raised in a green thread can leave the server up.)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    private = app.extensions.get("private_redis")
+    if private is not None:
+        share_private_redis(app, private)
+        offer_outage_demo(private)
     options = {"max_size": EVENTLET_CONNECTIONS} if socketio.async_mode == "eventlet" else {}
     socketio.run(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", 5000)),
                  log_output=True, allow_unsafe_werkzeug=True, **options)

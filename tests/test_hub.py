@@ -390,7 +390,7 @@ def test_the_readme_has_the_hubs_ports_and_working_links(real_hub, real_hub_clie
     assert all(re.search(r"make run|app\.py", line) for line in readme.splitlines() if ":5000" in line)
     page = real_hub_client.get("/chapter/10/").get_data(as_text=True)
     assert 'href="#readme"' in page[:page.index('<section id="adds">')]  # reachable from the top
-    for link, expected in (("nginx.conf", "upstream"), ("../bench/README.md", "<h1>")):
+    for link, expected in (("RUNNING.md", "<h1>"), ("../groundwork/serving.py", "def share_private_redis")):
         href = re.search(f'<a href="(/file/[^"]*{re.escape(link.rsplit("/", 1)[-1])})"', page)[1]
         response = real_hub_client.get(href)
         assert response.status_code == 200 and expected in response.get_data(as_text=True), link

@@ -44,10 +44,12 @@ def english_markdown():
     return sorted(found)
 
 
-# What a learner reads: every README.md, and the root's other pages (TROUBLESHOOTING.md) but ENGLISH_ONLY.
+# What a learner reads: every README.md, every page of a chapter's folder (10_redis_pubsub/RUNNING.md),
+# and the root's other pages (TROUBLESHOOTING.md) but ENGLISH_ONLY.
 ENGLISH = english_markdown()
 LEARNERS_PAGES = [path for path in ENGLISH
-                  if path.endswith("README.md") or ("/" not in path and path not in ENGLISH_ONLY)]
+                  if path.endswith("README.md") or re.fullmatch(r"\d\d_[^/]+/[^/]+\.md", path)
+                  or ("/" not in path and path not in ENGLISH_ONLY)]
 TWINNED = [path for path in ENGLISH if twin(ROOT / path).is_file()]
 
 

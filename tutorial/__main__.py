@@ -80,7 +80,7 @@ def main(argv=None):
             parser.exit(0)  # an exercise not done yet is the report's news, not an error
         if args.command == "run" and args.scale:
             if args.chapter is None or chapter_dir(args.chapter) != chapter_dir(production.CHAPTER):
-                raise ValueError("--scale runs chapter 10 only: python -m tutorial run 10 --scale 3")
+                raise ValueError("--scale runs chapter 10 only: make run CHAPTER=10 SCALE=3")
             production.serve(args.scale, int(os.environ.get("PORT", 5000)))
         elif args.command == "run" and args.chapter:
             run_chapter(args.chapter)

@@ -8,28 +8,17 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from groundwork.redis_server import PrivateRedis
+from groundwork.serving import shorter_path, start_deaf_to_ctrl_c
 
 from . import chapter_dir
 from .servers import WORKERS, Gunicorn, Nginx
 
 CHAPTER = "10"
-
-
-def start_deaf_to_ctrl_c(redis):
-    """Start the private Redis with SIGINT blocked, a mask it inherits and keeps.
-
-    Ctrl-C in a terminal signals its whole foreground process group, this Redis included; it
-    must outlive the servers that use it, until ``stop()`` ends it with SIGTERM.
-    """
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        return redis.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class Cluster:
@@ -98,10 +87,12 @@ class Cluster:
         lines = [f" * Chapter 10 for real: {self.url}  (nginx, sticky sessions: ip_hash)"]
         lines += [f"   - gunicorn -k {server.worker} -w 1 on {server.url}  (pid {server.process.pid})"
                   for server in self.servers]
-        lines += [f"   - Redis {self.redis_url}  (message queue and stored notifications)",
+        here = os.getcwd()
+        python, publish = (shorter_path(path, here) for path in (sys.executable, chapter_dir(CHAPTER) / "publish.py"))
+        lines += ["   - Redis: the message queue and the stored notifications (its URL: in the Publish command below)",
                   f"   - one random FLASK_SECRET_KEY, shared by the {self.scale} processes",
-                  f" * Publish: REDIS_URL={self.redis_url} python {chapter_dir(CHAPTER).name}/publish.py"
-                  " --to NAME \"hi\"",
+                  f" * Publish, in another terminal, in {here}:\n"
+                  f"   REDIS_URL={self.redis_url} {python} {publish} --to bob \"hi\"",
                   " * Ctrl-C stops all of it."]
         return "\n".join(lines)
 

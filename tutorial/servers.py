@@ -32,6 +32,7 @@ class ServerProcess:
     name = "server"
     stop_signal = signal.SIGINT  # as Ctrl-C would
     echo = False  # True: its output goes to this process's terminal instead of output()
+    stdin = subprocess.DEVNULL  # or a terminal's file descriptor, for a server that reads keys (chapter 10)
 
     def __init__(self, command, cwd, port=None, env=None):
         self.command = command
@@ -47,7 +48,7 @@ class ServerProcess:
         """Start the process and wait, up to ``timeout`` seconds, until it serves."""
         if not self.echo:
             self._log = tempfile.TemporaryFile(mode="w+", prefix=f"{self.name}-")
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdin=self.stdin,
                                         stdout=self._log, stderr=self._log and subprocess.STDOUT,
                                         start_new_session=True)
         deadline = time.monotonic() + timeout
