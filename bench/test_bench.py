@@ -160,7 +160,7 @@ def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, running, serv
         send = {"to": bob, "text": " hi ", "key": "bench-key-1"}
         answer = alice_tab.call("send_notification", send, timeout=5)
         delivered = next_event(bob_tab, "notification")  # rung, then read from the stream by its id
-        assert delivered == {"id": answer["id"], "prev": "0-0", "to": bob, "from": alice, "text": "hi",
+        assert delivered == {"id": answer["id"], "prev": "0-0", "n": 1, "to": bob, "from": alice, "text": "hi",
                              "at": int(answer["id"].split("-")[0]) / 1000}
         assert alice_tab.call("send_notification", send, timeout=5) == answer  # the same key: stored once
         # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
