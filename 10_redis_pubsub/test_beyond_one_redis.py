@@ -1,8 +1,11 @@
 """Chapter 10 beyond one Redis (issue 22): no eviction, failover, pages that say what they lost, honest answers."""
+import itertools
 import os
 import re
 import secrets
 import signal
+import threading
+import time
 
 import notification_store
 import pytest
@@ -10,6 +13,7 @@ import redis
 import socketio
 from playwright.sync_api import expect
 
+from groundwork.redis_server import HighlyAvailableRedis
 from tutorial import ASYNC_MODES
 from tutorial.testing import next_event, received_until, until
 
@@ -68,6 +72,63 @@ def test_an_evicting_redis_is_refused_at_start_and_when_it_changes(chapter, make
     assert "id" in send(sender, bob, "safe again")
     assert r.xlen(f"notifications:{bob}") == 2
     r.close()
+
+
+# Item 2: a failover with a lagging replica.
+
+@pytest.fixture
+def ha_redis():
+    """A primary, a replica and three sentinels of this test's own."""
+    ha = HighlyAvailableRedis()
+    try:
+        yield ha.start()
+    finally:
+        ha.remove()
+
+
+def send_until_definite(sio, to, text, attempts):
+    """Send as the page does, the same key until the answer is definite; note each attempt in ``attempts``."""
+    message = {"to": to, "text": text, "key": key()}
+    for attempt in itertools.count():
+        attempts.append((text, attempt))
+        if attempt:
+            time.sleep(0.1)  # not synchronisation: the pause between two attempts, as the page's
+        try:
+            answer = sio.call("send_notification", message, timeout=5)
+        except socketio.exceptions.TimeoutError:
+            continue
+        if not answer.get("retry"):
+            return answer
+
+
+@pytest.mark.parametrize("async_mode", ASYNC_MODES)
+def test_a_failover_with_a_lagging_replica_loses_no_acknowledged_notification(ha_redis, start_servers, connect, name,
+                                                                              async_mode):
+    """The primary dies while its replica lags: every acknowledged notification is on the promoted one."""
+    alice, bob = name("alice"), name("bob")
+    servers = start_servers(2, async_mode, ha_redis.url)
+    tab, sender = connect(servers[1], bob), connect(servers[0], alice)
+    answers, attempts, texts = [], [], [f"n{n}" for n in range(50)]  # under the sender's limit of 60 per 10 s
+    burst = threading.Thread(target=lambda: answers.extend(send_until_definite(sender, bob, text, attempts)
+                                                           for text in texts))
+    burst.start()
+    try:
+        until(lambda: len(answers) >= 10, what="10 notifications acknowledged")
+        with ha_redis.replication_stalled():
+            stalled = len(attempts)
+            until(lambda: len(attempts) >= stalled + 3, what="sends stored on the primary alone")
+            ha_redis.primary.process.kill()
+            ha_redis.primary.process.wait()
+        until(lambda: ha_redis.current_primary() is ha_redis.replica, timeout=30, what="the replica promoted")
+        ha_redis.rejoin(ha_redis.primary)  # the new primary's replica: acknowledgements can be confirmed again
+    finally:
+        burst.join(60)
+    assert [("id" in answer) for answer in answers] == [True] * 50  # every send definite, every one acknowledged
+    with redis.Redis.from_url(ha_redis.replica.url, decode_responses=True) as promoted:
+        assert [fields["text"] for _, fields in promoted.xrange(f"notifications:{bob}")] == texts  # once each
+    assert any(attempt for _, attempt in attempts)  # the stall reached sends, settled later with their keys
+    replayed = [n["text"] for n in tab.call("sync", {"last_id": "0-0"}, timeout=5)["notifications"]]
+    assert replayed == texts
 
 
 # Item 4 and issue 24, item 4: honest answers.
