@@ -245,9 +245,10 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT, replicas=0):
     """
     to, sender, text, key = checked_name(to), checked_name(sender), checked_text(text), checked_key(key)
     count, window = limit or (0, 1)
+    # With replicas, the doorbell rings only once a replica confirmed: no page shows what a failover could take back.
     outcome, *detail = r.eval(STORE_SCRIPT, 6, "users", f"notifications:{to}", f"notifications:sent:{sender}:{key}",
-                              f"notifications:rate:{sender}", CHANNEL, "users:since",
-                              to, sender, text, KEEP, "1" if ring else "0", count, window, KEY_TTL, REGISTERING)
+                              f"notifications:rate:{sender}", CHANNEL, "users:since", to, sender, text, KEEP,
+                              "1" if ring and not replicas else "0", count, window, KEY_TTL, REGISTERING)
     if outcome == "forgotten":
         raise Forgotten("Redis lost its data: the servers register their connected users again, try again")
     if outcome == "unknown":
@@ -258,9 +259,13 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT, replicas=0):
     if outcome == "reused":
         raise ReusedKey("this key was used for another message: make a new key for each message")
     # Acknowledged only once a replica holds it too: a primary that dies now loses nothing acknowledged.
-    # Asked again with the same key, this waits again: the answer settles once the replica caught up.
-    if replicas and r.wait(replicas, REPLICA_WAIT) < replicas:
-        raise NotReplicated(f"stored, but not yet confirmed by {replicas} replica(s): send again with the same key")
+    # Asked again with the same key, this waits again: the answer settles once the replica caught up,
+    # and the doorbell rings before the sender hears "stored" (a sender sends until it does).
+    if replicas:
+        if r.wait(replicas, REPLICA_WAIT) < replicas:
+            raise NotReplicated(f"stored, but not yet confirmed by {replicas} replica(s): send again with the same key")
+        if ring:
+            r.publish(CHANNEL, json.dumps({"to": to, "id": detail[0]}))
     return detail[0]
 
 

@@ -56,6 +56,13 @@ const commands = {
   flood({ to, count }) {  // one more sender, as fast as it can
     for (let n = 0; n < count; n += 1) send(flooder, to);
   },
+  offline({ user }) {  // every tab of one recipient goes away (a laptop shut)
+    for (const [n, tab] of tabs.entries()) if (config.tabs[n].user === user) tab.socket.disconnect();
+    out({ e: "offline", user, t: Date.now() });
+  },
+  online({ user }) {  // and comes back, asking for what follows the newest it holds
+    for (const [n, tab] of tabs.entries()) if (config.tabs[n].user === user) tab.socket.connect();
+  },
   stop() { sending = false; },
   drain() {  // once every send has a definite answer
     const check = setInterval(() => {
