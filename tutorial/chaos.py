@@ -55,6 +55,7 @@ class Rig:
         self.redis = HighlyAvailableRedis() if highly_available else PrivateRedis(durable=True)
         self.env = {"REDIS_URL": self.redis.url, "FLASK_SECRET_KEY": secrets.token_hex(16)}
         self.servers, self.nginx, self.node, self.events = [], None, None, []
+        self.stored = set()  # the texts the rig stored itself (trim history): sent by nobody, yet not forged
         self.lock = threading.Lock()
 
     def start(self):
@@ -148,6 +149,7 @@ class Rig:
         r = store.connect(self.redis.url)
         for n in range(store.KEEP + 300):
             store.store(r, user, "chaos", f"kept {n}", secrets.token_hex(8), limit=None)
+            self.stored.add(f"kept {n}")
         r.close()
         self.command("online", user=user)
 
@@ -267,7 +269,7 @@ def count(rig, phase):
     fault, start, injected, over, end = phase
     sends = [e for e in rig.events if e["e"] == "sent" and start <= e["t"] < end]
     shows = [e for e in rig.events if e["e"] == "show"]
-    sent_texts = {e["text"] for e in rig.events if e["e"] == "sent"}
+    sent_texts = {e["text"] for e in rig.events if e["e"] == "sent"} | rig.stored  # whatever was not forged
     mine = {s["text"]: s for s in sends}
     first_shown, twice = {}, 0
     for show in shows:
@@ -285,8 +287,8 @@ def count(rig, phase):
               if fault == "restart Redis empty" and mine[text]["done"] <= over and tab in told_reset]
     trimmed = [text for text, tab in missing_now if fault == "trim history" and tab in said]
     # What the rig stored itself for the away tabs ("kept N", not a send) and a tab never showed: trimmed too.
-    stored_by_rig = {f"kept {n}" for n in range(notification_store().KEEP + 300)} if fault == "trim history" else set()
-    trimmed_by_rig = [text for tab in said for text in stored_by_rig if (tab, text) not in first_shown]
+    trimmed_by_rig = [text for tab in said for text in rig.stored
+                      if fault == "trim history" and (tab, text) not in first_shown]
     latencies = sorted(t - mine[text]["t"] for (tab, text), t in first_shown.items() if text in mine)
     # Everything acknowledged up to the end of the fault, shown on every tab of its recipient:
     caught_up = [first_shown.get((tab, s["text"]), float("inf")) for s in sends
