@@ -21,9 +21,10 @@ setup: $(VENV)/.installed static/vendor/socket.io.min.js static/vendor/admin-ui/
 
 # No CHAPTER: the classroom hub, every chapter at once (LAN=1: for the classroom network;
 # LOGS=1: every chapter's output in this terminal too).
-# CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/RUNNING.md).
+# CHAPTER=10 SCALE=3: gunicorn processes behind nginx, as in production (10_redis_pubsub/RUNNING.md);
+# HA=1 with it: on Redis Sentinel (a primary, a replica, three sentinels).
 run: setup
-	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
+	$(BIN)/python -m tutorial $(if $(CHAPTER),run $(CHAPTER) $(if $(SCALE),--scale $(SCALE) $(if $(HA),--ha)),hub $(if $(LAN),--lan) $(if $(LOGS),--logs))
 
 # A chapter's "Now you try" exercises (its README) checked against its app.py: make check CHAPTER=06
 # (EXERCISE=2: that one only).

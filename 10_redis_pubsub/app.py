@@ -17,13 +17,15 @@ import notification_store as store
 import redis
 from flask import Flask, current_app, redirect, render_template, request, send_from_directory, session, url_for
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
+from socketio import RedisManager
 
 from groundwork import protect, reject, serving
 
 socketio = SocketIO()
 private_room = store.private_room  # "user:<name>": every tab of one user, in every process
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"
-REPLAYS = (10, 10)  # sync/older requests per connection per window of seconds
+EVICTING = "notifications unavailable: Redis may evict them (its maxmemory-policy must be noeviction)"
+EVICTION_CHECK = 5  # seconds between two looks at Redis's eviction policy (an operator can change it any time)
 
 
 # The lesson: each connection joins its user's room; a notification is stored, then
@@ -43,19 +45,19 @@ def connect(auth):
     except ValueError as error:
         reject("connect", str(error))
         after = None  # the newest page again is safe: the page shows each notification once
+    r = current_app.extensions["redis"]
     try:
-        store.register(current_app.extensions["redis"], name)  # again: Redis may have lost its users
+        store.register(r, name)  # again: Redis may have lost its users
+        store.allow_replay(r, name, current_app.config["REPLAY_LIMIT"])  # reconnecting in a loop is replaying
         emit("replay", replay(name, after))
+    except store.RateLimited as error:
+        emit("status", {"available": False, "error": str(error)})  # the page asks again (sync) a moment later
+        return
     except redis.RedisError:
         emit("status", {"available": False, "error": UNAVAILABLE})
         return
-    emit("status", {"available": True})
-
-
-@socketio.on("disconnect")
-def disconnect(reason=None):
-    """Forget the connection's replay allowance."""
-    replays.pop(request.sid, None)
+    evicting = current_app.extensions["evicting"].is_set()
+    emit("status", {"available": False, "error": EVICTING} if evicting else {"available": True})
 
 
 @socketio.on("send_notification")
@@ -67,17 +69,22 @@ def send_notification(data):
     """
     if not isinstance(data, dict):
         return reject("send_notification", "send an object {to, text, key}")
+    if current_app.extensions["evicting"].is_set():
+        return {"error": EVICTING, "retry": True}  # the page keeps its message until Redis is safe again
     try:
         entry_id = store.store(current_app.extensions["redis"], data.get("to"), session["username"], data.get("text"),
-                               data.get("key"), limit=current_app.config["RATE_LIMIT"])
+                               data.get("key"), limit=current_app.config["RATE_LIMIT"],
+                               replicas=current_app.config["REDIS_REPLICAS"])
     except ValueError as error:
         return reject("send_notification", str(error))
+    except store.NotReplicated as error:
+        return {"error": str(error), "retry": True}  # stored on the primary only: the same key again settles it
     except redis.RedisError:
         return {"error": UNAVAILABLE, "retry": True}  # maybe stored, maybe not: the same key again settles it
     return {"id": entry_id}
 
 
-def forward_notifications(redis_url, stop, forwarding):
+def forward_notifications(redis_url, stop, forwarding, evicting):
     """Background task: forward each doorbell rung on Redis to its recipient's tabs in this process.
 
     Every server process runs one, and each delivers only to its own clients
@@ -85,12 +92,16 @@ def forward_notifications(redis_url, stop, forwarding):
     It sends what the store holds, read by id: a doorbell for nothing stored delivers nothing.
     When Redis goes away it retries, and after each (re)subscription it asks the
     clients to ``sync``, which replays whatever was stored while nobody listened.
+    It also looks at Redis's eviction policy, on each (re)subscription and every
+    EVICTION_CHECK seconds: while Redis may evict keys, ``evicting`` is set and sends are refused.
     """
     attempt = 0
     while not stop.is_set():
         client = store.connect(redis_url)
         listener = client.pubsub(ignore_subscribe_messages=True)
         try:
+            check_eviction(client, evicting)
+            checked = time.monotonic()
             listener.subscribe(store.CHANNEL)
             store.register(client, *connected_users())  # a Redis that restarted empty knows them again at once
             forwarding.set()
@@ -99,6 +110,9 @@ def forward_notifications(redis_url, stop, forwarding):
             attempt = 0
             socketio.emit("resync", ignore_queue=True)
             while not stop.is_set():
+                if time.monotonic() - checked > EVICTION_CHECK:
+                    check_eviction(client, evicting)
+                    checked = time.monotonic()
                 message = listener.get_message(timeout=1)  # None after a quiet second: look at `stop` again
                 if message is None:
                     continue
@@ -128,11 +142,13 @@ def forward_notifications(redis_url, stop, forwarding):
 @socketio.on("sync")
 def sync(data):
     """Answer with the notifications stored after ``last_id`` (a page that saw a gap, or Redis came back)."""
+    if current_app.extensions["evicting"].is_set():
+        return {"error": EVICTING, "retry": True}  # the page keeps saying so, and asks again a moment later
     try:
         after = last_seen(data)
-        allow_replay()
+        store.allow_replay(current_app.extensions["redis"], session["username"], current_app.config["REPLAY_LIMIT"])
         return replay(session["username"], after)
-    except TooMany as error:
+    except store.RateLimited as error:
         return {"error": str(error), "retry": True}
     except ValueError as error:
         return reject("sync", str(error))
@@ -145,9 +161,9 @@ def older(data):
     """Answer with the page of notifications before ``before`` (the page shows only the newest)."""
     try:
         newest = store.checked_id(data.get("before") if isinstance(data, dict) else None, "before")
-        allow_replay()
+        store.allow_replay(current_app.extensions["redis"], session["username"], current_app.config["REPLAY_LIMIT"])
         notifications, more = store.before(current_app.extensions["redis"], session["username"], newest)
-    except TooMany as error:
+    except store.RateLimited as error:
         return {"error": str(error), "retry": True}
     except ValueError as error:
         return reject("older", str(error))
@@ -179,11 +195,33 @@ def join(data):
     return reject("join", f"rooms are not chosen by clients: you are in {private_room(session['username'])} only")
 
 
+def check_eviction(client, evicting):
+    """Set ``evicting`` (and tell every page and the log) while Redis may evict keys; clear it once it may not."""
+    try:
+        store.check_no_eviction(client)
+    except store.Evicting as error:
+        if not evicting.is_set():
+            print(f"refusing sends: {error}", file=sys.stderr, flush=True)
+            socketio.emit("status", {"available": False, "error": EVICTING}, ignore_queue=True)
+        evicting.set()
+        return
+    if evicting.is_set():
+        print("Redis no longer evicts: sends accepted again", file=sys.stderr, flush=True)
+        socketio.emit("resync", ignore_queue=True)
+    evicting.clear()
+
+
 def replay(name, after):
-    """What a page needs to catch up: a page of notifications after ``after`` (the newest if None), the read mark."""
+    """What a page needs to catch up: a page of notifications after ``after`` (the newest if None), the read mark.
+
+    ``unknown``: the id the page sent is not one this store gave (it was reset, or the id was
+    forged): the page starts again from the newest, instead of waiting for ids after a bad one.
+    """
     r = current_app.extensions["redis"]
-    notifications, more = store.since(r, name, after)
-    return {"after": after, "notifications": notifications, "more": more, "read_up_to": store.read_up_to(r, name)}
+    unknown = after is not None and not store.knows(r, name, after)
+    notifications, more = store.since(r, name, None if unknown else after)
+    return {"after": None if unknown else after, "unknown": unknown, "notifications": notifications, "more": more,
+            "read_up_to": store.read_up_to(r, name)}
 
 
 def last_seen(data):
@@ -192,24 +230,6 @@ def last_seen(data):
         raise ValueError("send an object {last_id}")
     last_id = (data or {}).get("last_id")
     return None if last_id is None else store.checked_id(last_id, "last_id")
-
-
-replays = {}  # sid -> (start of its window, requests in it): one client cannot keep a server busy replaying
-
-
-class TooMany(ValueError):
-    """This connection asked for replays too often: try again in a moment."""
-
-
-def allow_replay():
-    """Count a sync/older request of this connection, or TooMany once it asked too often."""
-    count, window = REPLAYS
-    start, made = replays.get(request.sid, (time.monotonic(), 0))
-    if time.monotonic() - start > window:
-        start, made = time.monotonic(), 0
-    if made >= count:
-        raise TooMany(f"too many requests: at most {count} every {window} s")
-    replays[request.sid] = (start, made + 1)
 
 
 def connected_users():
@@ -226,17 +246,27 @@ def create_app(**settings):
     app = Flask(__name__, static_folder="../static")
     app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"), REDIS_URL=os.environ.get("REDIS_URL"),
                             MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False, RATE_LIMIT=store.RATE_LIMIT,
-                            SESSION_COOKIE_SAMESITE="Lax")
+                            REPLAY_LIMIT=store.REPLAY_LIMIT, SESSION_COOKIE_SAMESITE="Lax")
     app.config.from_prefixed_env()
     app.config.update(settings)
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = serving.start_private_redis(app)
+    sentinel = app.config["REDIS_URL"].startswith("redis+sentinel://")
+    # With Sentinel there is a replica: a send is acknowledged once it holds the notification too.
+    app.config.setdefault("REDIS_REPLICAS", 1 if sentinel else 0)
     app.extensions["redis"] = store.connect(app.config["REDIS_URL"])
+    try:
+        store.check_no_eviction(app.extensions["redis"])  # refuse to start on a Redis that may evict notifications
+    except redis.ConnectionError:
+        pass  # not reachable yet: the subscriber checks once it reaches Redis
     # The message queue: every process publishes its emits on this Redis channel and
     # delivers the ones it reads there to its own clients, so rooms span processes.
     # (Flask-SocketIO's test client needs it off: MESSAGE_QUEUE=False.)
     queue = app.config["REDIS_URL"] if app.config["MESSAGE_QUEUE"] else None
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL)
+    # Flask-SocketIO 5.7 gives only redis:// URLs to python-socketio's RedisManager, which reads Sentinel URLs too.
+    manager = {"client_manager": RedisManager(queue, channel=store.SOCKETIO_CHANNEL)} if queue and sentinel else {}
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], message_queue=queue, channel=store.SOCKETIO_CHANNEL,
+                      **manager)
     serving.quiet_queue_retries(socketio)
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = serving.decline_websocket_compression(app.wsgi_app)
@@ -249,7 +279,8 @@ def create_app(**settings):
     app.extensions["stop_forwarding"] = stop = threading.Event()  # set by whoever discards this app (tests)
     atexit.register(stop.set)  # atexit runs the latest first: the forwarder stops before a private Redis does
     app.extensions["forwarding"] = forwarding = threading.Event()  # set while the subscriber listens
-    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding)
+    app.extensions["evicting"] = evicting = threading.Event()  # set while Redis may evict keys: sends are refused
+    socketio.start_background_task(forward_notifications, app.config["REDIS_URL"], stop, forwarding, evicting)
 
     @app.get("/")
     def index():

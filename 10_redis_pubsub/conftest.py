@@ -4,6 +4,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,13 @@ _names = itertools.count()
 def redis_url():
     """One real Redis for the session: REDIS_URL if set, else a private redis-server.
 
-    Its users date from long ago: on a Redis that just got its first users (as after a restart
+    Its users date from an hour ago: on a Redis that just got its first users (as after a restart
     empty), an unknown recipient is answered "try again" for a few seconds, not "nobody called…".
     """
     private = None if os.environ.get("REDIS_URL") else PrivateRedis().start()
     url = os.environ.get("REDIS_URL") or private.url
     with redis.Redis.from_url(url) as r:
-        r.set("users:since", 0)
+        r.set("users:since", int(time.time()) - 3600)
     yield url
     if private is not None:
         private.remove()

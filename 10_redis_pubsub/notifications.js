@@ -7,6 +7,9 @@
   const ANSWER_TIMEOUT = 5000;  // ms before a send counts as unanswered (and is sent again, same key)
   const RETRY_DELAYS = [250, 500, 1000, 2000, 5000];  // ms before sending again; the last repeats
   const SYNC_AGAIN = 1000;  // ms before asking again when the server said "try again" (Redis away, too many)
+  const STALL = 3000;  // ms a request may wait for its answer before the page says it is waiting
+  const WAITING = "waiting for the server…";
+  const RESET = "the notification store was reset: older notifications are gone";
 
   // Ids are "<milliseconds>-<n>" (Redis stream ids): compare them as two numbers.
   function compare(a, b) {
@@ -22,15 +25,18 @@
 
   /**
    * Connect to the notifications and keep `view` up to date:
-   *   view.show(n), view.remove(id), view.read(readUpTo, unread), view.status(text, kind).
+   *   view.show(n), view.remove(id), view.read(readUpTo, unread), view.status(text, kind),
+   *   view.stale(id) (shown, but the store no longer has it), view.notice(text) (what the page lost).
    * Each notification names the one stored before it (`prev`), so the page knows when
    * it missed one (ask for what follows the newest it holds in an unbroken run, `head`)
-   * and when the store forgot what it had shown (start again from the store's newest).
+   * and when the store forgot what it had shown (start again from the store's newest);
+   * it counts the user's notifications (`n`), so the page knows how many were trimmed.
    */
   function connectNotifications(io, view, { url, options = {}, keep = 100 } = {}) {
     let head = null;  // the newest id this page holds in an unbroken run; null: none yet, or starting again
     let generation = 0;  // +1 when the page starts again: answers to older requests are then ignored
     let readUpTo = "0-0", extra = 0, syncing = false, syncAgain = false, syncTimer = null;
+    let said = { text: "connecting…", kind: "" }, waiting = 0;  // the status, and requests answered late
     const shown = new Map();  // id -> notification, the newest `keep` (+ `extra` older ones asked for)
     const socket = io(url, { ...options, auth: (send) => send(head === null ? {} : { last_id: head }) });
 
@@ -46,11 +52,38 @@
     }
 
     function startAgain() {
-      for (const id of shown.keys()) view.remove(id);
       shown.clear();
       head = null;
       extra = 0;
       generation += 1;
+    }
+
+    // The store no longer has what this page shows (Redis restarted empty or from an older snapshot,
+    // or the page's newest id was never the store's): keep it on screen, marked, and say so.
+    function storeReset() {
+      for (const id of shown.keys()) view.stale(id);
+      startAgain();
+      view.notice(RESET);
+    }
+
+    // The status as the server last described it, unless a request has waited longer than STALL:
+    // a stalled Redis or server must not look like health.
+    function status(text, kind) {
+      said = { text, kind };
+      view.status(...(waiting > 0 && kind === "ok" ? [WAITING, "waiting"] : [text, kind]));
+    }
+
+    // Call when a request goes out; call what it returns once its answer is definite.
+    function outstanding() {
+      let late = false;
+      const timer = setTimeout(() => { late = true; waiting += 1; status(said.text, said.kind); }, STALL);
+      return () => {
+        clearTimeout(timer);
+        if (late) {
+          waiting -= 1;
+          status(said.text, said.kind);
+        }
+      };
     }
 
     function read(mark) {
@@ -59,23 +92,32 @@
     }
 
     // A replay: the store's notifications after `after`, oldest first (the newest page if `after` is null).
-    function replay({ after, notifications, more, read_up_to }, asked = generation) {
+    function replay({ after, unknown, notifications, more, read_up_to }, asked = generation) {
       if (asked !== generation) return;  // asked before the page started again
+      if (unknown) storeReset();  // the store never gave the id this page asked after
       if (after === null) {
+        for (const id of shown.keys()) view.remove(id);
         startAgain();
         head = "0-0";
       } else if (head === null || compare(after, head) > 0) {
         return;  // an answer for a page that has started again
       }
-      let expected = after;
+      let expected = after, expectedN = after === "0-0" ? 0 : shown.get(after)?.n;
       for (const n of notifications) {
         if (expected !== null && compare(n.prev, expected) < 0) {
           // Stored after something older than what this page holds: the store lost data.
-          startAgain();
+          storeReset();
           sync();
           return;
         }
+        if (expected !== null && compare(n.prev, expected) > 0 && compare(n.id, head) > 0) {
+          // Stored after something newer than what this page holds: trimmed before the page could get it.
+          const lost = n.n - expectedN - 1;
+          view.notice(lost > 0 ? `${lost} older notification${lost === 1 ? " is" : "s are"} no longer kept`
+                               : "older notifications are no longer kept");
+        }
         expected = n.id;
+        expectedN = n.n;
         if (compare(n.id, head) > 0) {
           show(n);
           head = n.id;
@@ -92,15 +134,16 @@
         return;
       }
       syncing = true;
-      const asked = generation;
+      const asked = generation, answered = outstanding();
       socket.timeout(ANSWER_TIMEOUT).emit("sync", head === null ? {} : { last_id: head }, (timeout, answer) => {
         syncing = false;
+        answered();
         if (timeout || answer.error) {
-          if (answer?.error) view.status(answer.error, "error");
+          if (answer?.error) status(answer.error, "error");
           if (answer?.retry) syncSoon();
           syncAgain = syncAgain || (timeout && socket.connected);  // a lost answer: ask again
         } else {
-          view.status("connected", "ok");
+          status("connected", "ok");
           replay(answer, asked);
         }
         if (syncAgain) {
@@ -124,24 +167,24 @@
         head = n.id;
         return read(readUpTo);
       }
-      if (compare(n.prev, head) < 0) startAgain();  // the store forgot what this page holds
-      sync();  // a push went missing: ask for exactly what follows `head`
+      if (compare(n.prev, head) < 0) storeReset();  // the store forgot what this page holds
+      sync();  // a push went missing (or was trimmed): ask for exactly what follows `head`
     });
     socket.on("replay", (answer) => replay(answer));
     socket.on("read", ({ read_up_to }) => read(read_up_to));
     socket.on("resync", sync);  // Redis is back: fetch what was stored while nobody listened
     socket.on("status", ({ available, error }) => {
-      if (available) return view.status("connected", "ok");
-      view.status(error, "error");
+      if (available) return status("connected", "ok");
+      status(error, "error");
       syncSoon();
     });
-    socket.on("connect_error", (error) => view.status(`refused: ${error.message}`, "error"));
-    socket.on("disconnect", (reason) => view.status(`disconnected: ${reason}`, "error"));
+    socket.on("connect_error", (error) => status(`refused: ${error.message}`, "error"));
+    socket.on("disconnect", (reason) => status(`disconnected: ${reason}`, "error"));
 
     // Send until the answer is definite: stored (an id) or refused (an error that is not "try again").
     // Every attempt carries the same key, so the server stores the message once however often it arrives.
     function send(to, text, onState = () => {}) {
-      const key = newKey();
+      const key = newKey(), answered = outstanding();
       return new Promise((resolve) => {
         function attempt(n) {
           if (!socket.connected) return socket.once("connect", () => attempt(n));
@@ -150,6 +193,7 @@
               onState("sending", n + 1);
               return setTimeout(() => attempt(n + 1), RETRY_DELAYS[Math.min(n, RETRY_DELAYS.length - 1)]);
             }
+            answered();
             resolve(answer);
           });
         }

@@ -22,6 +22,7 @@ from tutorial.testing import next_event, received_until
 LONG = "x" * 501
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"
 ID = re.compile(r"\d+-\d+")
+NOBODY = "nobody called 'nobody-ever' has logged in since this notification store started"
 
 
 def notifications(received):
@@ -105,7 +106,7 @@ def test_a_notification_reaches_every_tab_of_its_recipient_and_nobody_else(log_i
     assert ID.fullmatch(answer["id"])
     for tab in tabs:
         assert notifications(received_until(tab, "notification")) == [
-            {"id": answer["id"], "prev": "0-0", "to": bob, "from": alice, "text": "hi",
+            {"id": answer["id"], "prev": "0-0", "n": 1, "to": bob, "from": alice, "text": "hi",
              "at": pytest.approx(time.time(), abs=5)}]
     send(sender, carol, "marker")
     assert texts(notifications(received_until(other, "notification"))) == ["marker"]
@@ -122,7 +123,7 @@ def test_a_notification_reaches_every_tab_of_its_recipient_and_nobody_else(log_i
     ({"to": "RECIPIENT", "text": LONG, "key": "k" * 8}, "longer than 500 characters"),
     ({"to": "RECIPIENT", "text": "hi"}, "'key' must be 8 to 64"),
     ({"to": "RECIPIENT", "text": "hi", "key": "short"}, "'key' must be 8 to 64"),
-    ({"to": "nobody-ever", "text": "hi", "key": "k" * 8}, "nobody called 'nobody-ever' has logged in yet"),
+    ({"to": "nobody-ever", "text": "hi", "key": "k" * 8}, NOBODY),
 ])
 def test_bad_notifications_are_refused_and_nothing_is_stored(log_in, name, redis_url, payload, error):
     recipient = name("bob")
@@ -226,23 +227,30 @@ def test_a_sender_is_limited_and_told_so(make_app, chapter, name, redis_url):
 
 
 def test_replays_are_paged_and_limited(log_in, name, notify):
-    """Issue 11, case 5 (floods): a sync answers at most a page, and one connection cannot ask endlessly."""
+    """Issue 11, case 5 and issue 24, item 4: a sync answers at most a page, and one user cannot ask endlessly:
+    the limit counts replays on connecting too, for all the user's tabs (in Redis: every process shares it)."""
     bob = name("bob")
-    log_in(bob).disconnect()
+    log_in(bob).disconnect()  # replay 1
     for n in range(notification_store.PAGE + 5):
         notify(bob, f"n{n}")
-    tab = log_in(bob)
+    tab = log_in(bob)  # 2
     first = tab.get_received()[0]["args"][0]
     assert (len(first["notifications"]), first["notifications"][-1]["text"]) == (notification_store.PAGE, "n104")
-    answer = tab.emit("sync", {"last_id": "0-0"}, callback=True)
+    answer = tab.emit("sync", {"last_id": "0-0"}, callback=True)  # 3
     assert (len(answer["notifications"]), answer["more"]) == (notification_store.PAGE, True)
-    rest = tab.emit("sync", {"last_id": answer["notifications"][-1]["id"]}, callback=True)
+    rest = tab.emit("sync", {"last_id": answer["notifications"][-1]["id"]}, callback=True)  # 4
     assert (texts(rest["notifications"]), rest["more"]) == (["n100", "n101", "n102", "n103", "n104"], False)
-    older = tab.emit("older", {"before": first["notifications"][0]["id"]}, callback=True)
+    older = tab.emit("older", {"before": first["notifications"][0]["id"]}, callback=True)  # 5
     assert (texts(older["notifications"]), older["more"]) == (["n0", "n1", "n2", "n3", "n4"], False)
-    answers = [tab.emit("sync", {"last_id": rest["notifications"][-1]["id"]}, callback=True) for _ in range(10)]
-    assert sum("error" in answer for answer in answers) == 3  # 10 requests per 10 s: 7 more after the 3 above
-    assert answers[-1] == {"error": "too many requests: at most 10 every 10 s", "retry": True}
+    other = log_in(bob)  # 6
+    answers = [(tab, other)[n % 2].emit("sync", {"last_id": rest["notifications"][-1]["id"]}, callback=True)
+               for n in range(20)]
+    assert sum("error" in answer for answer in answers) == 6  # 20 per 10 s: 14 more after the 6 above
+    assert answers[-1]["error"].startswith("too many requests: at most 20 every 10 s, try again in ")
+    assert answers[-1]["retry"] is True
+    late = log_in(bob)  # connecting is replaying too: refused for now, and told why
+    assert [e["args"][0] for e in late.get_received() if e["name"] == "status"][0]["error"].startswith(
+        "too many requests")
 
 
 def test_garbage_and_forged_doorbells_on_the_channel_deliver_nothing(log_in, name, redis_url):
@@ -257,7 +265,7 @@ def test_garbage_and_forged_doorbells_on_the_channel_deliver_nothing(log_in, nam
             r.publish("notifications", garbage)
     sent = send(log_in(bob), bob, "still working")
     assert notifications(received_until(tab, "notification")) == [
-        {"id": sent["id"], "prev": "0-0", "to": bob, "from": bob, "text": "still working", "at": pytest.approx(
+        {"id": sent["id"], "prev": "0-0", "n": 1, "to": bob, "from": bob, "text": "still working", "at": pytest.approx(
             time.time(), abs=5)}]
 
 
@@ -292,7 +300,7 @@ def test_the_private_redis_has_a_password(durable_redis):
 # The command-line publisher on its own.
 
 @pytest.mark.parametrize("args, url, code, error", [
-    (["--to", "nobody-ever", "hi"], None, 1, "nobody called 'nobody-ever' has logged in yet"),
+    (["--to", "nobody-ever", "hi"], None, 1, NOBODY),
     (["--to", "RECIPIENT", ""], None, 1, "the message is empty"),
     (["--to", "RECIPIENT", LONG], None, 1, "longer than 500 characters"),
     (["--to", "RECIPIENT", "hi"], "redis://127.0.0.1:1/0", 1, "cannot reach Redis"),
@@ -348,7 +356,7 @@ def test_the_publisher_reaches_a_connected_user(servers, connect, name, publish,
     notification = next_event(tab, "notification")
     # Stamped while publish.py ran, however long a busy machine made that (its import alone can take seconds).
     assert started - 1 <= notification.pop("at") <= time.time() + 1  # Redis's clock and ours: the same machine
-    assert notification == {"id": entry_id, "prev": "0-0", "to": bob, "from": "cron", "text": "backup done"}
+    assert notification == {"id": entry_id, "prev": "0-0", "n": 1, "to": bob, "from": "cron", "text": "backup done"}
 
 
 def test_an_offline_user_gets_everything_on_connect_in_order_once(servers, connect, log_in_over_http, name, notify):
@@ -398,7 +406,7 @@ def test_forged_publishes_reach_no_page(servers, connect, name, notify, redis_ur
         r.publish("notifications", json.dumps({"id": "9999999999999-0", "to": bob}))
     real = notify(bob, "real")
     for tab in tabs:
-        assert next_event(tab, "notification") == {"id": real, "prev": "0-0", "to": bob, "from": "tester",
+        assert next_event(tab, "notification") == {"id": real, "prev": "0-0", "n": 1, "to": bob, "from": "tester",
                                                     "text": "real", "at": pytest.approx(time.time(), abs=5)}
 
 
@@ -459,7 +467,8 @@ def test_a_missed_push_is_recovered_at_once(servers, open_page, name, redis_url,
 @pytest.mark.parametrize("async_mode", ASYNC_MODES)
 def test_redis_restarts_empty_and_ids_never_repeat(durable_redis, start_servers, open_page, connect, name,
                                                    async_mode):
-    """Issue 11, case 2: Redis loses everything; sends work at once, the page starts again, nothing dropped."""
+    """Issue 11, case 2: Redis loses everything; sends work at once, the page starts again, nothing dropped
+    (issue 22, item 3: nor wiped without a word)."""
     alice, bob = name("alice"), name("bob")
     [server] = start_servers(1, async_mode, durable_redis.url)
     watcher, sender = connect(server, bob), connect(server, alice)
@@ -474,7 +483,10 @@ def test_redis_restarts_empty_and_ids_never_repeat(durable_redis, start_servers,
     after = call_send(sender, bob, "after the reset")["id"]
     assert notification_store.ID.fullmatch(after) and after not in before
     assert [int(part) for part in after.split("-")] > [int(part) for part in before[-1].split("-")]
-    page_items(page).to_have_text([f"{alice}: after the reset"])
+    # Issue 22, item 3: what the page showed stays, marked as no longer stored, and the page says why.
+    page_items(page).to_have_text([f"{alice}: after the reset", f"{alice}: two", f"{alice}: one"])
+    expect(page.locator("#notifications li.gone")).to_have_text([f"{alice}: two", f"{alice}: one"])
+    expect(page.locator("#notices li")).to_have_text(["the notification store was reset: older notifications are gone"])
     page.reload()
     page_items(page).to_have_text([f"{alice}: after the reset"])
 
@@ -552,7 +564,8 @@ def test_two_users_on_two_processes_in_the_browser(servers, open_page, name):
     expect(bob_page.locator("#unread")).to_have_text("1")
 
     page_send(alice_page, "nobody-ever", "anyone there?")
-    expect(alice_page.locator("#send-result")).to_have_text("not sent: nobody called 'nobody-ever' has logged in yet")
+    expect(alice_page.locator("#send-result")).to_have_text(
+        re.compile(f"not sent: {NOBODY}"))
 
 
 def test_a_page_behind_nginx_gets_notifications_from_both_processes_and_the_publisher(servers, nginx, open_page,

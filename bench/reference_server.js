@@ -79,8 +79,14 @@ function checkKey(key) {
 }
 
 function notification(name, { id, message }) {
-  return { id, prev: message.prev, to: name, from: message.from, text: message.text,
+  return { id, prev: message.prev, n: Number(message.n || 0), to: name, from: message.from, text: message.text,
            at: Number(id.split("-")[0]) / 1000 };
+}
+
+// notification_store.compare: stream ids as two numbers.
+function older(a, b) {
+  const [am, an] = a.split("-").map(Number), [bm, bn] = b.split("-").map(Number);
+  return am < bm || (am === bm && an < bn);
 }
 
 async function main() {
@@ -95,9 +101,18 @@ async function main() {
 
   const register = (...names) => store.eval(REGISTER_SCRIPT, { keys: ["users", "users:since"], arguments: names });
 
-  // notification_store.since: a page after `after` (the newest page if null), and whether more follow.
-  async function replay(name, after) {
+  // notification_store.knows: an id this store gave (stored, or older than everything kept: trimmed).
+  async function knows(name, id) {
     const key = `notifications:${name}`;
+    const kept = await store.xRange(key, "-", "+", { COUNT: 1 });
+    return id === "0-0" || (await store.xRange(key, id, id)).length > 0 || (kept.length > 0 && older(id, kept[0].id));
+  }
+
+  // app.replay: a page after `after` (the newest page if null, or if the store never gave `after`).
+  async function replay(name, asked) {
+    const key = `notifications:${name}`;
+    const unknown = asked !== null && !(await knows(name, asked));
+    const after = unknown ? null : asked;
     let entries, more = false;
     if (after === null) {
       entries = (await store.xRevRange(key, "+", "-", { COUNT: PAGE })).reverse();
@@ -106,7 +121,7 @@ async function main() {
       more = entries.length > PAGE;
     }
     const readUpTo = (await store.get(`notifications:${name}:read`)) || "0-0";
-    return { after, notifications: entries.slice(0, PAGE).map((entry) => notification(name, entry)), more,
+    return { after, unknown, notifications: entries.slice(0, PAGE).map((entry) => notification(name, entry)), more,
              read_up_to: readUpTo };
   }
 
@@ -201,7 +216,12 @@ async function main() {
       }
       if (outcome === "stored") return reply({ id: detail });
       if (outcome === "forgotten") return reply({ error: UNAVAILABLE, retry: true });
-      return reply(reject("send_notification", `nobody called '${to}' has logged in yet`));
+      if (outcome === "reused") {
+        return reply(reject("send_notification", "this key was used for another message: make a new key for each message"));
+      }
+      const started = new Date(Number(detail) * 1000).toISOString().slice(0, 16).replace("T", " ");
+      return reply(reject("send_notification",
+                          `nobody called '${to}' has logged in since this notification store started (${started} UTC)`));
     });
     // After the handlers: an event that arrives while Redis answers must find them.
     const auth = socket.handshake.auth;

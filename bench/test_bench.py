@@ -154,13 +154,13 @@ def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, running, serv
     try:
         cookies = {name: log_in(url, name) for name in (alice, bob)}
         bob_tab = tab(cookies[bob])
-        assert next_event(bob_tab, "replay") == {"after": None, "notifications": [], "more": False,
+        assert next_event(bob_tab, "replay") == {"after": None, "unknown": False, "notifications": [], "more": False,
                                                  "read_up_to": "0-0"}
         alice_tab = tab(cookies[alice])
         send = {"to": bob, "text": " hi ", "key": "bench-key-1"}
         answer = alice_tab.call("send_notification", send, timeout=5)
         delivered = next_event(bob_tab, "notification")  # rung, then read from the stream by its id
-        assert delivered == {"id": answer["id"], "prev": "0-0", "to": bob, "from": alice, "text": "hi",
+        assert delivered == {"id": answer["id"], "prev": "0-0", "n": 1, "to": bob, "from": alice, "text": "hi",
                              "at": int(answer["id"].split("-")[0]) / 1000}
         assert alice_tab.call("send_notification", send, timeout=5) == answer  # the same key: stored once
         # Stored by chapter 10's own script, where chapter 10 reads it: its store finds it.
@@ -169,7 +169,8 @@ def test_the_node_reference_speaks_chapter_10s_protocol(redis_url, running, serv
         assert alice_tab.call("send_notification", {**send, "key": "short"}, timeout=5) == refused
         assert next_event(alice_tab, "bad_input") == {"event": "send_notification", **refused}
         replayed = next_event(tab(cookies[bob], {"last_id": "0-0"}), "replay")  # a tab that holds nothing yet
-        assert replayed == {"after": "0-0", "notifications": [delivered], "more": False, "read_up_to": "0-0"}
+        assert replayed == {"after": "0-0", "unknown": False, "notifications": [delivered], "more": False,
+                            "read_up_to": "0-0"}
     finally:
         for opened in tabs:
             opened.disconnect()

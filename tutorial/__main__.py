@@ -20,6 +20,8 @@
   make run CHAPTER=10 SCALE=3  |  python -m tutorial run 10 --scale 3
       Chapter 10 as it runs for real: a private Redis, 3 gunicorn processes (gevent worker;
       ASYNC_MODE=threading: threads), nginx in front on PORT. Ctrl-C stops all of it.
+  make run CHAPTER=10 SCALE=3 HA=1  |  python -m tutorial run 10 --scale 3 --ha
+      The same on Redis Sentinel: a primary, a replica and three sentinels instead of one Redis.
 
   make check CHAPTER=06  |  python -m tutorial check 06
       Check the chapter's "Now you try" exercises (its README) against its app.py: done, or what is missing.
@@ -32,7 +34,7 @@ import argparse
 import os
 import sys
 
-from . import CHAPTERS, chapter_dir, exercises, hub, production
+from . import CHAPTERS, chapter_dir, exercises, hub, production, sentinel
 
 
 def run_chapter(name):
@@ -63,6 +65,7 @@ def main(argv=None):
     run.add_argument("chapter", nargs="?", help="e.g. 01 or 01_setup")
     run.add_argument("--scale", type=int, metavar="N",
                      help="chapter 10 only: N gunicorn processes on one Redis, behind nginx")
+    run.add_argument("--ha", action="store_true", help="with --scale: on Redis Sentinel (primary, replica, sentinels)")
     hub_command = commands.add_parser("hub", help="the classroom hub (the default command)")
     hub_command.add_argument("--lan", action="store_true",
                      help="listen on all interfaces for a classroom network: debugger forced off, "
@@ -81,7 +84,7 @@ def main(argv=None):
         if args.command == "run" and args.scale:
             if args.chapter is None or chapter_dir(args.chapter) != chapter_dir(production.CHAPTER):
                 raise ValueError("--scale runs chapter 10 only: make run CHAPTER=10 SCALE=3")
-            production.serve(args.scale, int(os.environ.get("PORT", 5000)))
+            (sentinel if args.ha else production).serve(args.scale, int(os.environ.get("PORT", 5000)))
         elif args.command == "run" and args.chapter:
             run_chapter(args.chapter)
         else:

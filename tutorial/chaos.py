@@ -1,7 +1,8 @@
 """``make chaos``: chapter 10 under one fault after another, with exact counts of what was lost or shown twice.
 
-Several server processes share one Redis (AOF, fsync always); tabs connect to each
-process and one of them through nginx. The tabs and senders are Node processes
+Several server processes share one Redis (AOF, fsync always), or for the failover row
+a primary, a replica and three sentinels; tabs connect to each process and one of
+them through nginx. The tabs and senders are Node processes
 running the page's own logic (``notifications.js``, through ``chaos_tabs.js``):
 what a tab "shows" is what the page would draw. Senders send at a steady rate
 all along; each fault in turn is injected a moment into its phase. At the end the
@@ -11,7 +12,10 @@ senders stop, every send gets its definite answer, and per fault it prints:
   (at least one unanswered or "try again" attempt before the definite answer),
   unresolved (no definite answer at the end);
 - erased: deliveries of notifications acknowledged, then wiped when Redis restarted empty
-  before a tab had them (what "exactly-once for as long as Redis keeps it" allows),
+  before a tab had them, each on a tab that said "the notification store was reset";
+  trimmed: deliveries trimmed (over KEEP per user) before a tab had them, each on a tab that
+  said how many ("N older notifications are no longer kept": said, the sum of those N, must
+  equal trimmed plus what the rig stored itself and the tab never got);
   lost: any other acknowledged notification a tab of its recipient never showed,
   twice: deliveries shown twice, forged: anything shown that nobody sent;
 - p50/p99 delivery latency (send started -> shown) and recovery: from the fault until
@@ -35,7 +39,7 @@ from pathlib import Path
 import redis
 import requests
 
-from groundwork.redis_server import PrivateRedis
+from groundwork.redis_server import HighlyAvailableRedis, PrivateRedis
 from tutorial import chapter_dir
 from tutorial.servers import ChapterServer
 
@@ -46,11 +50,12 @@ CHAPTER = chapter_dir("10").name
 class Rig:
     """The servers, their Redis, nginx, and the Node process of tabs and senders."""
 
-    def __init__(self, args):
+    def __init__(self, args, highly_available=False):
         self.args = args
-        self.redis = PrivateRedis(durable=True)
+        self.redis = HighlyAvailableRedis() if highly_available else PrivateRedis(durable=True)
         self.env = {"REDIS_URL": self.redis.url, "FLASK_SECRET_KEY": secrets.token_hex(16)}
         self.servers, self.nginx, self.node, self.events = [], None, None, []
+        self.stored = set()  # the texts the rig stored itself (trim history): sent by nobody, yet not forged
         self.lock = threading.Lock()
 
     def start(self):
@@ -69,7 +74,7 @@ class Rig:
         senders = [{"user": f"s{n}", "url": urls[n % len(urls)]} for n in range(self.args.senders)]
         flooder = {"user": "flooder", "url": urls[0]}
         for client in [*tabs, *senders, flooder]:
-            client["cookie"] = "session=" + self.log_in(client["url"], client["user"])
+            client["cookie"] = self.log_in(client["url"], client["user"])
         config = {"tabs": tabs, "senders": senders, "flooder": flooder, "rate": self.args.rate, "keep": 100}
         self.node = subprocess.Popen(["node", "chaos_tabs.js", json.dumps(config)], cwd=HERE, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -83,7 +88,7 @@ class Rig:
     def log_in(url, user):
         response = requests.post(f"{url}/login", data={"username": user}, allow_redirects=False, timeout=10)
         response.raise_for_status()
-        return response.cookies["session"]
+        return "; ".join(f"{name}={value}" for name, value in response.cookies.items())  # a Cookie header
 
     def read_events(self):
         for line in self.node.stdout:
@@ -129,6 +134,34 @@ class Rig:
         time.sleep(self.args.pause)  # the fault itself: Redis answers nothing for this long
         os.kill(self.redis.process.pid, signal.SIGCONT)
 
+    def evicting_redis(self):
+        with redis.Redis.from_url(self.redis.url) as r:
+            r.config_set("maxmemory-policy", "allkeys-lru")
+            time.sleep(self.args.evicting)  # the fault itself: this long on an evicting policy
+            r.config_set("maxmemory-policy", "noeviction")
+
+    def trim_history(self):
+        """The tabs of one recipient go away; more than KEEP notifications arrive for them; they come back."""
+        user = self.recipients[-1]
+        self.command("offline", user=user)
+        self.wait_for("offline", after=len(self.events))
+        store = notification_store()
+        r = store.connect(self.redis.url)
+        for n in range(store.KEEP + 300):
+            store.store(r, user, "chaos", f"kept {n}", secrets.token_hex(8), limit=None)
+            self.stored.add(f"kept {n}")
+        r.close()
+        self.command("online", user=user)
+
+    def failover(self):
+        """The primary dies while the replication link stalls; the sentinels promote the replica."""
+        with self.redis.replication_stalled():
+            time.sleep(self.args.lag)  # the fault itself: the link lags this long, sends go on
+            self.redis.primary.process.kill()
+            self.redis.primary.process.wait()
+        self.redis.wait(lambda: self.redis.current_primary() is self.redis.replica, 30, "no failover")
+        self.redis.rejoin(self.redis.primary)
+
     def forged_publish(self):
         with redis.Redis.from_url(self.redis.url) as r:
             for n, user in enumerate(self.recipients * 5):
@@ -152,18 +185,37 @@ class Rig:
 FAULTS = {
     "none": None, "kill -9 a server": Rig.kill_a_server, "drop connections": Rig.drop_connections,
     "restart Redis (AOF)": Rig.restart_redis, "restart Redis empty": Rig.restart_redis_empty,
-    "pause Redis": Rig.pause_redis, "forged PUBLISH": Rig.forged_publish, "flood": Rig.flood,
+    "pause Redis": Rig.pause_redis, "evicting Redis": Rig.evicting_redis, "trim history": Rig.trim_history,
+    "forged PUBLISH": Rig.forged_publish, "flood": Rig.flood,
+    "failover, lagging replica": Rig.failover,
 }
+SENTINEL = {"failover, lagging replica"}  # the faults that need Redis Sentinel: a rig of their own
 SMOKE = ["kill -9 a server", "restart Redis (AOF)", "forged PUBLISH"]
 
 
+def notification_store():
+    """Chapter 10's store module (the lesson's own file, loaded from its folder)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("notification_store", chapter_dir("10") / "notification_store.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run(args):
-    """Every phase, then the counts per phase."""
-    rig = Rig(args)
+    """Every phase on one Redis, then those that need Sentinel on a primary and replica: the rows."""
+    plain = [fault for fault in args.faults if fault not in SENTINEL]
+    sentinel = [fault for fault in args.faults if fault in SENTINEL]
+    return (run_rig(args, plain) if plain else []) + (run_rig(args, sentinel, True) if sentinel else [])
+
+
+def run_rig(args, faults, highly_available=False):
+    """Each of ``faults`` in turn on one rig, then the counts per phase."""
+    rig = Rig(args, highly_available)
     phases = []
     try:
         rig.start()
-        for fault in args.faults:
+        for fault in faults:
             start = time.time() * 1000
             time.sleep(args.before)  # steady traffic, then the fault
             injected = time.time() * 1000
@@ -217,7 +269,7 @@ def count(rig, phase):
     fault, start, injected, over, end = phase
     sends = [e for e in rig.events if e["e"] == "sent" and start <= e["t"] < end]
     shows = [e for e in rig.events if e["e"] == "show"]
-    sent_texts = {e["text"] for e in rig.events if e["e"] == "sent"}
+    sent_texts = {e["text"] for e in rig.events if e["e"] == "sent"} | rig.stored  # whatever was not forged
     mine = {s["text"]: s for s in sends}
     first_shown, twice = {}, 0
     for show in shows:
@@ -225,20 +277,33 @@ def count(rig, phase):
         twice += key in first_shown and show["text"] in mine
         first_shown.setdefault(key, show["t"])
     missing_now = missing(rig, sends, set(first_shown))
-    erased = [text for text, tab in missing_now if fault == "restart Redis empty" and mine[text]["done"] <= over]
+    notices = [e for e in rig.events if e["e"] == "notice" and start <= e["t"] < end]
+    told_reset = {e["tab"] for e in notices if "store was reset" in e["text"]}
+    said = {}  # tab -> how many notifications it said are no longer kept
+    for e in notices:
+        if match := re.fullmatch(r"(\d+) older notifications? (?:is|are) no longer kept", e["text"]):
+            said[e["tab"]] = said.get(e["tab"], 0) + int(match[1])
+    erased = [text for text, tab in missing_now
+              if fault == "restart Redis empty" and mine[text]["done"] <= over and tab in told_reset]
+    trimmed = [text for text, tab in missing_now if fault == "trim history" and tab in said]
+    # What the rig stored itself for the away tabs ("kept N", not a send) and a tab never showed: trimmed too.
+    trimmed_by_rig = [text for tab in said for text in rig.stored
+                      if fault == "trim history" and (tab, text) not in first_shown]
     latencies = sorted(t - mine[text]["t"] for (tab, text), t in first_shown.items() if text in mine)
     # Everything acknowledged up to the end of the fault, shown on every tab of its recipient:
     caught_up = [first_shown.get((tab, s["text"]), float("inf")) for s in sends
-                 if "id" in s and s["t"] < over and s["text"] not in erased for tab in rig.tabs_of.get(s["to"], [])]
+                 if "id" in s and s["t"] < over and s["text"] not in erased + trimmed
+                 for tab in rig.tabs_of.get(s["to"], [])]
     return {
         "fault": fault, "sent": len(sends), "acknowledged": sum("id" in s for s in sends),
         "refused": sum("error" in s for s in sends),
         "refusals": dict(Counter(re.sub(r"\d+", "N", s["error"]) for s in sends if "error" in s)),
         "ambiguous": sum(s["retries"] > 0 for s in sends),
         "unresolved": 0,  # run() waited for every send's definite answer ("drained")
-        # Acknowledged, then wiped with Redis before a tab had it: the one loss the guarantee allows
-        # ("for as long as Redis keeps it"). Any other missing delivery is lost.
-        "erased": len(erased), "lost": len(missing_now) - len(erased),
+        # Acknowledged, then wiped with Redis before a tab had it, or trimmed before a tab came back: what
+        # the guarantee allows, as long as the tab says so. Any other missing delivery is lost.
+        "erased": len(erased), "trimmed": len(trimmed) + len(trimmed_by_rig), "said": sum(said.values()),
+        "lost": len(missing_now) - len(erased) - len(trimmed),
         "twice": twice,
         "forged": sum(show["text"] not in sent_texts for show in shows) if fault == "forged PUBLISH" else 0,
         "p50 ms": percentile(latencies, 50), "p99 ms": percentile(latencies, 99),
@@ -273,6 +338,10 @@ def main(argv=None):
     parser.add_argument("--before", type=float, default=2, help="seconds of steady traffic before each fault")
     parser.add_argument("--after", type=float, default=6, help="seconds of traffic after each fault")
     parser.add_argument("--pause", type=float, default=3, help="seconds Redis stays paused")
+    parser.add_argument("--lag", type=float, default=0.5,
+                        help="seconds the replication link stalls before the primary dies")
+    parser.add_argument("--evicting", type=float, default=7,
+                        help="seconds Redis is set to evict keys (the servers look every 5 s)")
     parser.add_argument("--flood", type=int, default=500, help="notifications the flooder sends at once")
     parser.add_argument("--settle", type=float, default=20, help="seconds allowed for the last deliveries")
     parser.add_argument("--no-nginx", dest="nginx", action="store_false", help="no nginx in front")

@@ -16,13 +16,16 @@ const connect = (url, cookie, view) => connectNotifications(io, view, {
 const tabs = config.tabs.map(({ user, url, cookie }, tab) => connect(url, cookie, {
   show: (n) => out({ e: "show", tab, user, id: n.id, text: n.text, t: Date.now() }),
   remove: (id) => out({ e: "remove", tab, id }),
+  stale: (id) => out({ e: "stale", tab, id }),
+  notice: (text) => out({ e: "notice", tab, text, t: Date.now() }),
   read() {},
   status: (text, kind) => out({ e: "status", tab, text, kind, t: Date.now() }),
 }));
 
 let pending = 0, sending = true;
 const sender = ({ user, url, cookie }) => ({
-  user, client: connect(url, cookie, { show() {}, remove() {}, read() {}, status() {} }), count: 0,
+  user, client: connect(url, cookie, { show() {}, remove() {}, stale() {}, notice() {}, read() {}, status() {} }),
+  count: 0,
 });
 const senders = config.senders.map(sender), flooder = sender(config.flooder);
 
@@ -52,6 +55,13 @@ const commands = {
   },
   flood({ to, count }) {  // one more sender, as fast as it can
     for (let n = 0; n < count; n += 1) send(flooder, to);
+  },
+  offline({ user }) {  // every tab of one recipient goes away (a laptop shut)
+    for (const [n, tab] of tabs.entries()) if (config.tabs[n].user === user) tab.socket.disconnect();
+    out({ e: "offline", user, t: Date.now() });
+  },
+  online({ user }) {  // and comes back, asking for what follows the newest it holds
+    for (const [n, tab] of tabs.entries()) if (config.tabs[n].user === user) tab.socket.connect();
   },
   stop() { sending = false; },
   drain() {  // once every send has a definite answer

@@ -103,8 +103,8 @@ class Cluster:
         self.stop()
 
 
-def serve(scale, port):
-    """Run the cluster until Ctrl-C (or SIGTERM), then stop every process it started."""
+def serve(scale, port, redis_url=None):
+    """Run the cluster (on ``redis_url``, else a private Redis) until Ctrl-C (or SIGTERM), then stop what it started."""
     worker = {"gevent": "gevent", "threading": "gthread"}.get(os.environ.get("ASYNC_MODE", "gevent"))
     if worker is None:
         raise ValueError(f"ASYNC_MODE={os.environ['ASYNC_MODE']} with --scale: use gevent (the default) or threading; "
@@ -123,7 +123,7 @@ def serve(scale, port):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     # At a desk, Ctrl-C should not wait gunicorn's 30 s for open tabs: they reconnect anyway.
-    cluster = Cluster(scale, worker, port, graceful_timeout=3, echo=True)
+    cluster = Cluster(scale, worker, port, redis_url=redis_url, graceful_timeout=3, echo=True)
     try:
         cluster.start()
     except (RuntimeError, TimeoutError) as error:  # start() stopped whatever it had started
