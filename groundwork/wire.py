@@ -11,10 +11,14 @@ What a real client sends always passes, over WebSocket and over long-polling ali
 (the JavaScript client packs every buffered packet into one POST, limited only in bytes),
 binary data (``b<base64>`` in a polling body), reconnections.
 """
+import base64
+import binascii
+import functools
 import inspect
 import io
 
 import engineio.payload
+import engineio.socket
 from socketio.packet import BINARY_EVENT, CONNECT_ERROR, EVENT, Packet
 
 MAX_PACKET = 64_000  # bytes in one packet or one long-polling POST (Engine.IO's default: 1 MB)
@@ -29,12 +33,38 @@ RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "n
 engineio.payload.Payload.max_decode_packets = MAX_PACKET
 
 
+def closing_on_malformed(websocket_handler):
+    """python-engineio's WebSocket loop decodes each frame outside its ``try``: a frame that is no Engine.IO
+    packet (empty, not a number, ``b`` and not base64) raises out of the request into the web server, which
+    answers a WebSocket with an HTTP 400 (eventlet: and a traceback, once the client has gone) and leaves the
+    session open until its ping times out. Closed here instead, with one log line."""
+
+    @functools.wraps(websocket_handler)
+    def handler(socket, ws):
+        try:
+            return websocket_handler(socket, ws)
+        except (ValueError, IndexError) as error:  # binascii.Error is a ValueError
+            refused(f"a malformed Engine.IO packet ({str(error)[:100]!r})")
+            socket.close(wait=False, abort=True)
+            return []
+
+    return handler
+
+
+engineio.socket.Socket._websocket_handler = closing_on_malformed(engineio.socket.Socket._websocket_handler)
+
+
 class CheckedPacket(Packet):
     """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
     also for an event that is not ``[name, *arguments]`` or uses a reserved name, JSON nested too deep
     (RecursionError), placeholders of attachments that do not exist (IndexError, TypeError) and more
     attachments announced than MAX_ATTACHMENTS. Its refusal of an unknown namespace gets the ``{message}``
     the JavaScript client reads, not a bare string."""
+
+    def __init__(self, *args, **fields):
+        if fields.get("encoded_packet") in ("", b""):  # python-socketio would not decode it: an EVENT of no data
+            raise ValueError("an empty packet")
+        super().__init__(*args, **fields)
 
     def encode(self):
         if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
@@ -75,6 +105,8 @@ def guard(app, socketio):
     trigger_event = server._trigger_event
 
     def message(eio_sid, data):
+        if eio_sid not in server.environ:
+            return  # closed already, by a CLOSE packet earlier in the same long-polling POST: nobody to answer
         try:
             if eio_sid in server._binary_packet and not isinstance(data, bytes):
                 raise ValueError("text where an announced binary attachment belongs")
@@ -82,7 +114,9 @@ def guard(app, socketio):
         except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
             server._binary_packet.pop(eio_sid, None)
             refused(f"a malformed packet ({str(error)[:100]!r})")
-            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+            socket = eio.sockets.get(eio_sid)  # gone if the client closed it meanwhile
+            if socket:
+                socket.close(wait=False, abort=True)  # eio.disconnect() would wait for the client
 
     def checked_trigger_event(event, namespace, sid, *args):
         handler = event not in RESERVED_EVENTS and handler_of(server, event, namespace)
@@ -148,8 +182,16 @@ def polling_problem(environ):
         packets = body.decode("utf-8").split("\x1e")
     except UnicodeDecodeError:
         return "a long-polling POST that is not UTF-8"
-    if not all(packet[:1] and packet[:1] in "0123456b" for packet in packets):
-        return "a long-polling POST that is not Engine.IO packets"
+    # What a client sends over long-polling: CLOSE, PONG, MESSAGE, a binary MESSAGE. python-engineio answers
+    # any other type by closing the session, and the POST only once the client's next poll has come.
+    if not all(packet[:1] and packet[:1] in "134b" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets a client sends"
+    try:
+        for packet in packets:
+            if packet[0] == "b":
+                base64.b64decode(packet[1:], validate=True)
+    except binascii.Error:  # python-engineio would log a traceback
+        return "a long-polling POST with a binary packet that is not base64"
     return None
 
 
