@@ -168,6 +168,7 @@ def test_a_cookie_from_one_chapter_opens_no_session_in_another_even_with_the_sam
     chapter_09, chapter_10 = (chapter_app(tmp_path / name, SECRET_KEY="one key for the classroom")
                               for name in ("09_testing", "10_redis_pubsub"))
     name, value = cookie(chapter_09, "publisher")
+    assert name != chapter_10.config["SESSION_COOKIE_NAME"]  # in a browser, a login here keeps the other's cookie
     own = chapter_09.test_client()
     own.set_cookie(name, value)
     assert own.get("/whoami").text == "publisher"  # the cookie works where it was made
@@ -180,6 +181,7 @@ def test_a_cookie_from_one_chapter_opens_no_session_in_another_even_with_the_sam
 def test_a_cookie_signed_with_the_old_public_dev_key_opens_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
     app = chapter_app(tmp_path / "09_testing")
+    assert app.secret_key not in (None, "", "dev")
     public = Flask("public")
     public.secret_key = "dev"
     forged = SecureCookieSessionInterface().get_signing_serializer(public).dumps({"username": "bob"})
