@@ -6,7 +6,7 @@ so a test sees that a client's event named ``connect`` ran none.
 """
 import os
 
-from flask import Flask, session
+from flask import Flask
 from flask_socketio import Namespace, SocketIO
 
 from groundwork import protect
@@ -27,15 +27,6 @@ def create_app(**settings):
     @app.get("/")
     def index():
         return "ok"
-
-    @app.post("/login/<name>")
-    def login(name):
-        session["username"] = name
-        return "ok"
-
-    @app.get("/whoami")
-    def whoami():
-        return session.get("username", "")
 
     return app
 
