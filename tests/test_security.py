@@ -48,10 +48,27 @@ def positional(handler):
 
 
 @pytest.fixture
-def enter(chapter):
-    """The chapter's app (threading mode, in this process) and a way to connect clients that are let in."""
+def create(chapter):
+    """Create the chapter's app in this process (threading mode), with ``settings``; what it runs in the
+    background is stopped when the test ends (chapter 10's Redis forwarder)."""
+    made = []
+
+    def create(**settings):
+        made.append(chapter.create_app(ASYNC_MODE="threading", TESTING=True,
+                                       **{**SETTINGS.get(folder_of(chapter), {}), **settings}))
+        return made[-1]
+
+    yield create
+    for app in made:
+        if "stop_forwarding" in app.extensions:
+            app.extensions["stop_forwarding"].set()
+
+
+@pytest.fixture
+def enter(chapter, create):
+    """The chapter's app and a way to connect clients that are let in."""
     folder = folder_of(chapter)
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test", **SETTINGS.get(folder, {}))
+    app = create(SECRET_KEY="test")
     clients = []
 
     def enter(namespace):
@@ -124,14 +141,14 @@ def test_every_event_refuses_wrongly_typed_arguments(chapter, enter):
 
 @chapters
 @pytest.mark.parametrize("login_chapter", LOGIN)
-def test_a_session_from_another_chapter_opens_nothing_here(chapter, monkeypatch, login_chapter):
+def test_a_session_from_another_chapter_opens_nothing_here(chapter, create, monkeypatch, login_chapter):
     """The hub gives every chapter one FLASK_SECRET_KEY, and browsers send every port's cookies to every port:
     a session a chapter with a login signed (as "publisher", the name chapter 10's publish.py signs with)
     opens nothing in another chapter, under its own cookie name or renamed by hand. Without the key, a chapter
     signs with its own random one, never the public "dev" of old tutorials."""
     monkeypatch.setenv("FLASK_SECRET_KEY", "one key for the classroom")
     folder = folder_of(chapter)
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, **SETTINGS.get(folder, {}))
+    app = create()
     elsewhere = Flask(login_chapter, root_path=str(CHAPTERS[0].parent / login_chapter))
     elsewhere.config["SECRET_KEY"] = "one key for the classroom"
     use_own_identity(elsewhere)
@@ -140,15 +157,13 @@ def test_a_session_from_another_chapter_opens_nothing_here(chapter, monkeypatch,
         with app.test_request_context(headers={"Cookie": f"{name}={signed}"}):
             assert ("username" in session) == (folder == login_chapter), name  # it opens its own chapter's
     monkeypatch.delenv("FLASK_SECRET_KEY")
-    assert chapter.create_app(ASYNC_MODE="threading", TESTING=True, **SETTINGS.get(folder, {})).secret_key not in (
-        None, "", "dev")
+    assert create().secret_key not in (None, "", "dev")
 
 
 @chapters
-def test_posts_from_another_site_are_refused(chapter):
+def test_posts_from_another_site_are_refused(create):
     """Every POST route refuses a request sent from another site's page, whatever it carries (CSRF)."""
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test",
-                             **SETTINGS.get(folder_of(chapter), {}))
+    app = create(SECRET_KEY="test")
     routes = [rule.rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
     http = app.test_client()
     for route in routes:
@@ -159,12 +174,10 @@ def test_posts_from_another_site_are_refused(chapter):
 
 
 @chapters
-def test_other_origins_are_refused(chapter):
+def test_other_origins_are_refused(create):
     """Socket.IO accepts only the page's own origin (python-engineio checks it before choosing a transport, so
     long-polling here stands for WebSocket too): another site's page cannot connect with the user's cookies."""
-    app = chapter.create_app(ASYNC_MODE="threading", TESTING=True, SECRET_KEY="test",
-                             **SETTINGS.get(folder_of(chapter), {}))
-    http = app.test_client()
+    http = create(SECRET_KEY="test").test_client()
     url = "/socket.io/?EIO=4&transport=polling"
     refused = http.get(url, headers={"Origin": "http://evil.example"})
     assert (refused.status_code, "Not an accepted origin" in refused.text) == (400, True)
