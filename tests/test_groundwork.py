@@ -210,14 +210,20 @@ def log(guarded_server):
     return lambda: guarded_server.output_after(start).decode(errors="replace")
 
 
-@pytest.fixture
-def witness(guarded_server):
-    """A client connected before a test's attack, to show the server still serves the others after it."""
+@pytest.fixture(scope="module")
+def bystander(guarded_server):
+    """A client connected all along, over WebSocket."""
     sio = socketio.SimpleClient()
     sio.connect(guarded_server.url, transports=["websocket"], wait_timeout=5)
     yield sio
-    assert sio.call("pair", ("still", "served"), timeout=5) == ["still", "served"]
     sio.disconnect()
+
+
+@pytest.fixture
+def witness(bystander):
+    """A client connected before a test's attack, to show the server still serves the others after it."""
+    yield bystander
+    assert bystander.call("pair", ("still", "served"), timeout=5) == ["still", "served"]
 
 
 @pytest.fixture
