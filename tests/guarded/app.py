@@ -6,6 +6,7 @@ so a test sees that a client's event named ``connect`` ran none.
 """
 import os
 
+import flask_socketio
 from flask import Flask
 from flask_socketio import Namespace, SocketIO
 
@@ -60,6 +61,12 @@ def describe(value):
     """What arrived, as Python sees it: bytes must arrive as bytes, alone or inside an object."""
     inside = value if isinstance(value, dict) else {"value": value}
     return {key: type(item).__name__ for key, item in inside.items()}
+
+
+@socketio.on("bye")
+def bye():
+    """End this client's connection from the server's side."""
+    flask_socketio.disconnect()
 
 
 class Room(Namespace):
