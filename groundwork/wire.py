@@ -46,7 +46,7 @@ in both async modes. This list is the authoritative one (CONTRIBUTING.md links h
   ``test_a_malformed_long_polling_body_is_refused_with_one_log_line``.
 - ``guarded``, the outermost WSGI layer: whatever else fails below the app. eventlet's server runs
   with ``debug=True``, which ``socketio.run`` cannot turn off, and would send the traceback, file
-  paths included, to the client. The fuzz: no internals reach a client.
+  paths included, to the client. ``test_whatever_else_fails_below_the_app_is_answered_without_internals``.
 - ``use_own_identity`` (``groundwork/__init__.py``): Flask's default cookie is ``session``, signed
   with the same salt in every app, and browsers send a host's cookies to all its ports.
   ``test_a_cookie_from_one_chapter_opens_no_session_in_another_even_with_the_same_key``,

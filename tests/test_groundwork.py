@@ -123,6 +123,20 @@ def test_a_long_polling_post_with_a_length_that_is_no_length_is_refused(app, len
     assert capsys.readouterr().out.count(" * refused ") == 1
 
 
+@in_process
+def test_whatever_else_fails_below_the_app_is_answered_without_internals(chapter, app, monkeypatch, capsys):
+    """The last line: eventlet's server (debug=True, which socketio.run cannot turn off) would send the
+    traceback, file paths included, to the client."""
+    def failing(environ, start_response):
+        raise KeyError("/a/path/of/this/machine.py")
+
+    monkeypatch.setattr(chapter.socketio.server.eio, "handle_request", failing)
+    answer = app.test_client().get("/socket.io/?EIO=4&transport=polling")
+    assert (answer.status_code, answer.text) == (400, "Bad Request")
+    out = capsys.readouterr().out
+    assert out.count(" * refused ") == 1 and "Traceback" not in out, out
+
+
 # The session identity: a chapter's own key, cookie name and signature.
 
 def chapter_app(folder, **config):
