@@ -7,9 +7,14 @@
   committed); the cookie's name and signature are the chapter's own. Browsers send a cookie to every port
   of a host, so without this one chapter's login (``/login`` as "publisher") would open a session in
   another chapter on the same machine, even where they share a key.
-- **The wire guard** (``wire.py``): malformed packets, long-polling POSTs, client events named like
-  Socket.IO's own (``connect``, ``disconnect``) and events with the wrong number of arguments are
-  answered below the handlers, so no handler carries a check for them and none can forget one.
+- **The wire guard** (``wire.py``, whose docstring lists every guard, the library behaviour it works
+  around and its test): malformed packets, long-polling POSTs, client events named like Socket.IO's
+  own (``connect``, ``disconnect``) and events with the wrong number of arguments are answered below
+  the handlers, so no handler carries a check for them and none can forget one. Bursts, bytes and
+  reconnections of real clients always pass.
+
+Tested once, thoroughly, by ``tests/test_groundwork.py``; each chapter's check that it stands on this
+is ``tests/test_security.py::test_the_chapter_stands_on_groundwork``.
 
 Chapter 10's private Redis (``redis_server.py``) and the way it is served (``serving.py``) are here too:
 what it needs to run on a laptop, not what it teaches. A package of its own, installed with the tutorial

@@ -4,17 +4,65 @@ A handler only ever sees a well-formed event from a connected client, with the a
 takes. What is malformed closes its own connection with one log line (as socket.io-parser's
 "invalid payload" does), never a traceback, a wedged connection or a worker held forever; an
 event sent with too few or too many arguments is answered with ``bad_input``, and the
-connection stays. Workarounds for python-engineio 4.15 and python-socketio 5.18, each proved
-by ``tests/test_groundwork.py`` (CONTRIBUTING.md has the table).
+connection stays. What a real client sends always passes, over WebSocket and over long-polling
+alike: bursts (the JavaScript client packs every buffered packet into one POST, limited only in
+bytes), binary data (``b<base64>`` in a polling body), reconnections.
 
-What a real client sends always passes, over WebSocket and over long-polling alike: bursts
-(the JavaScript client packs every buffered packet into one POST, limited only in bytes),
-binary data (``b<base64>`` in a polling body), reconnections.
+The guards, the upstream behaviour each one works around (python-engineio 4.15, python-socketio
+5.18), and the tests that prove it, all in ``tests/test_groundwork.py`` against ``tests/guarded/app.py``
+in both async modes. This list is the authoritative one (CONTRIBUTING.md links here).
+
+- ``MAX_PACKET`` (``max_http_buffer_size``): Engine.IO accepts packets and POSTs of 1 MB by default.
+  Proved by ``test_an_oversized_packet_closes_only_its_connection``.
+- ``Payload.max_decode_packets`` raised to the byte limit: python-engineio decodes 16 packets per
+  long-polling POST, then answers 200 and drops the whole POST (python-engineio#142), so a burst of
+  emits vanishes. ``test_a_burst_of_acknowledged_emits_over_long_polling_is_answered_in_full``;
+  TROUBLESHOOTING.md, "Too many packets in payload".
+- ``CheckedPacket`` (the server's ``packet_class``): python-socketio raises TypeError, KeyError or
+  IndexError (a traceback each) for ``42``, ``42{"a":1}``, ``42[]``, ``4212``, a bare ``4``; RecursionError
+  for deep JSON; waits for any number of announced attachments; refuses an unknown namespace with a
+  bare string the JavaScript client shows as an empty message. ``test_a_malformed_socket_io_packet_is_a_value_error``,
+  ``test_a_malformed_frame_closes_its_connection_with_one_log_line``,
+  ``test_an_unknown_namespace_is_refused_with_a_message``.
+- ``RESERVED_EVENTS``, refused by ``CheckedPacket``: python-socketio runs the ``connect`` or
+  ``disconnect`` handler for a client's ordinary event of that name (socket.io-parser refuses these
+  names). ``test_an_event_named_like_socket_ios_own_closes_its_connection_and_runs_no_handler``.
+- ``message``, the Engine.IO message handler: python-socketio logs a traceback for each malformed
+  packet, swallows text where an announced attachment belongs (a lying attachment count wedges the
+  connection), and raises KeyError for packets after a CLOSE in the same POST: one log line, the
+  connection closed. ``test_a_malformed_frame_closes_its_connection_with_one_log_line`` ("a lying
+  attachment count"), ``test_a_fuzz_of_frames_and_long_polling_bodies_leaves_no_traceback``.
+- ``closing_on_malformed``: python-engineio's WebSocket loop decodes frames outside its ``try``, so
+  an empty frame or ``b`` with no base64 raises into the web server (a 400 written over the
+  WebSocket; under eventlet, a traceback). The same two tests.
+- ``checked_trigger_event``: Flask-SocketIO raises TypeError calling a handler with too few or too
+  many arguments: answered with ``bad_input`` and an ``{error}`` acknowledgement; a catch-all takes
+  whatever comes. ``test_a_wrong_number_of_arguments_is_answered_with_bad_input``,
+  ``test_a_catch_all_handler_gets_every_argument_count``.
+- ``polling_problem``: a POST with ``Content-Length: abc`` gets a 500 and a traceback, ``-1`` holds a
+  worker until the client hangs up, a packet type a client never sends over long-polling (``2``,
+  ``5``, ``6``) is answered only after the next poll, a body not UTF-8 or ``b`` with no base64 is a
+  traceback. ``test_a_long_polling_post_with_a_bad_length_is_answered_at_once``,
+  ``test_a_malformed_long_polling_body_is_refused_with_one_log_line``.
+- ``guarded``, the outermost WSGI layer: whatever else fails below the app. eventlet's server runs
+  with ``debug=True``, which ``socketio.run`` cannot turn off, and would send the traceback, file
+  paths included, to the client. ``test_whatever_else_fails_below_the_app_is_answered_without_internals``.
+- ``use_own_identity`` (``groundwork/__init__.py``): Flask's default cookie is ``session``, signed
+  with the same salt in every app, and browsers send a host's cookies to all its ports.
+  ``test_a_cookie_from_one_chapter_opens_no_session_in_another_even_with_the_same_key``,
+  ``test_the_random_key_is_kept_readable_by_its_owner_only``,
+  ``test_a_cookie_signed_with_the_old_public_dev_key_opens_nothing``.
+
+Each chapter's check that it stands on all of this: ``tests/test_security.py::test_the_chapter_stands_on_groundwork``.
 """
+import base64
+import binascii
+import functools
 import inspect
 import io
 
 import engineio.payload
+import engineio.socket
 from socketio.packet import BINARY_EVENT, CONNECT_ERROR, EVENT, Packet
 
 MAX_PACKET = 64_000  # bytes in one packet or one long-polling POST (Engine.IO's default: 1 MB)
@@ -29,12 +77,38 @@ RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "n
 engineio.payload.Payload.max_decode_packets = MAX_PACKET
 
 
+def closing_on_malformed(websocket_handler):
+    """python-engineio's WebSocket loop decodes each frame outside its ``try``: a frame that is no Engine.IO
+    packet (empty, not a number, ``b`` and not base64) raises out of the request into the web server, which
+    answers a WebSocket with an HTTP 400 (eventlet: and a traceback, once the client has gone) and leaves the
+    session open until its ping times out. Closed here instead, with one log line."""
+
+    @functools.wraps(websocket_handler)
+    def handler(socket, ws):
+        try:
+            return websocket_handler(socket, ws)
+        except (ValueError, IndexError) as error:  # binascii.Error is a ValueError
+            refused(f"a malformed Engine.IO packet ({str(error)[:100]!r})")
+            socket.close(wait=False, abort=True)
+            return []
+
+    return handler
+
+
+engineio.socket.Socket._websocket_handler = closing_on_malformed(engineio.socket.Socket._websocket_handler)
+
+
 class CheckedPacket(Packet):
     """python-socketio's packet, raising ValueError for whatever is malformed, as it does for most things:
     also for an event that is not ``[name, *arguments]`` or uses a reserved name, JSON nested too deep
     (RecursionError), placeholders of attachments that do not exist (IndexError, TypeError) and more
     attachments announced than MAX_ATTACHMENTS. Its refusal of an unknown namespace gets the ``{message}``
     the JavaScript client reads, not a bare string."""
+
+    def __init__(self, *args, **fields):
+        if fields.get("encoded_packet") in ("", b""):  # python-socketio would not decode it: an EVENT of no data
+            raise ValueError("an empty packet")
+        super().__init__(*args, **fields)
 
     def encode(self):
         if self.packet_type == CONNECT_ERROR and isinstance(self.data, str):
@@ -75,6 +149,8 @@ def guard(app, socketio):
     trigger_event = server._trigger_event
 
     def message(eio_sid, data):
+        if eio_sid not in server.environ:
+            return  # closed already, by a CLOSE packet earlier in the same long-polling POST: nobody to answer
         try:
             if eio_sid in server._binary_packet and not isinstance(data, bytes):
                 raise ValueError("text where an announced binary attachment belongs")
@@ -82,7 +158,9 @@ def guard(app, socketio):
         except ValueError as error:  # python-socketio's (and CheckedPacket's) word for malformed
             server._binary_packet.pop(eio_sid, None)
             refused(f"a malformed packet ({str(error)[:100]!r})")
-            eio.sockets[eio_sid].close(wait=False, abort=True)  # eio.disconnect() would wait for the client
+            socket = eio.sockets.get(eio_sid)  # gone if the client closed it meanwhile
+            if socket:
+                socket.close(wait=False, abort=True)  # eio.disconnect() would wait for the client
 
     def checked_trigger_event(event, namespace, sid, *args):
         handler = event not in RESERVED_EVENTS and handler_of(server, event, namespace)
@@ -148,8 +226,16 @@ def polling_problem(environ):
         packets = body.decode("utf-8").split("\x1e")
     except UnicodeDecodeError:
         return "a long-polling POST that is not UTF-8"
-    if not all(packet[:1] and packet[:1] in "0123456b" for packet in packets):
-        return "a long-polling POST that is not Engine.IO packets"
+    # What a client sends over long-polling: CLOSE, PONG, MESSAGE, a binary MESSAGE. python-engineio answers
+    # any other type by closing the session, and the POST only once the client's next poll has come.
+    if not all(packet[:1] and packet[:1] in "134b" for packet in packets):
+        return "a long-polling POST that is not Engine.IO packets a client sends"
+    try:
+        for packet in packets:
+            if packet[0] == "b":
+                base64.b64decode(packet[1:], validate=True)
+    except binascii.Error:  # python-engineio would log a traceback
+        return "a long-polling POST with a binary packet that is not base64"
     return None
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -24,8 +25,12 @@ APP = '''\
 """A throwaway Flask-SocketIO app: just enough to show one error."""
 import os
 
+import engineio.payload
 from flask import Flask
 from flask_socketio import SocketIO
+
+if "MAX_DECODE_PACKETS" in os.environ:  # the fix for "Too many packets in payload", where a test applies it
+    engineio.payload.Payload.max_decode_packets = int(os.environ["MAX_DECODE_PACKETS"])
 
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode=os.environ["ASYNC_MODE"], message_queue=os.environ.get("MESSAGE_QUEUE"))
@@ -34,6 +39,11 @@ socketio = SocketIO(app, async_mode=os.environ["ASYNC_MODE"], message_queue=os.e
 @app.get("/")
 def index():
     return "ok"
+
+
+@socketio.on("echo")
+def echo(data):
+    return data
 
 
 if __name__ == "__main__":
@@ -148,6 +158,7 @@ def test_gunicorn_has_no_eventlet_worker(folder, processes):
 EMITTER = '''\
 """Another process (a cron job, a worker) emitting to the server's clients, three ways."""
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
@@ -233,6 +244,40 @@ def test_send_to_another_namespace_needs_that_namespace_sid():
     assert client.get_received("/chat") == []
     client.emit("ping", "ann", "the /chat sid")
     assert [message["args"] for message in client.get_received("/chat")] == ["pong"]
+
+
+def acknowledged_burst(url, count=100):
+    """``count`` acknowledged emits at once from a client on long-polling: (the client, the answers so far,
+    an event set once every one is answered). The caller disconnects the client."""
+    sio, answered, everything = socketio.Client(reconnection=False), [], threading.Event()
+
+    def acknowledged(data):
+        answered.append(data)
+        if len(answered) == count:
+            everything.set()
+
+    sio.connect(url, transports=["polling"], wait_timeout=5)
+    for i in range(count):
+        sio.emit("echo", i, callback=acknowledged)
+    return sio, answered, everything
+
+
+def test_too_many_packets_in_payload_drops_a_burst_over_long_polling(folder, processes):
+    """A client on long-polling packs every queued packet into one POST (python-engineio's client as the
+    JavaScript one does); python-engineio decodes at most 16 per POST unless told otherwise."""
+    sio, answered, everything = acknowledged_burst(processes[1].url)  # the gevent worker drops it the same way
+    try:
+        assert processes[1].wait_for_output("ValueError: Too many packets in payload")
+        assert len(answered) < 100 and not everything.is_set()  # a dropped POST's packets never come back
+    finally:
+        sio.disconnect()
+    with Gunicorn(folder, "gthread", env={"MAX_DECODE_PACKETS": "64000"}, graceful_timeout=1, app="app:app") as fixed:
+        sio, answered, everything = acknowledged_burst(fixed.url)
+        try:
+            assert everything.wait(10), f"{len(answered)} of 100 answered"
+        finally:
+            sio.disconnect()
+        assert "Too many packets in payload" not in fixed.output()
 
 
 def test_every_entry_is_tested():
