@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from conftest import load_chapter
 from tutorial import CHAPTERS, ROOT
+from tutorial.testing import load_chapter
 
 
 @pytest.mark.parametrize("folder", CHAPTERS, ids=[c.name for c in CHAPTERS])
