@@ -1,6 +1,7 @@
 """The classroom hub: the list, a chapter opened through it, diffs and README, A | B, Ctrl-C, LAN mode."""
 import html
 import json
+import os
 import re
 import socket
 import subprocess
@@ -611,6 +612,24 @@ def test_the_hub_process_refuses_a_host_name_it_does_not_serve(hub):
 ])
 def test_readme_links_open_repository_text_files_only(path, shown):
     assert (hub_module.shown_file(path) is not None) == shown
+
+
+@pytest.mark.parametrize("path", ["%00", "README.md%00", "x" * 5000 + ".md", f"{'a/' * 2000}README.md"])
+def test_a_path_that_is_no_file_name_is_not_found(lan_hub, path):
+    response = visitor(lan_hub, "127.0.0.1").get(f"/file/{path}")
+    assert response.status_code == 404
+
+
+def test_a_link_in_a_shown_folder_to_a_hidden_file_is_not_shown(tmp_path):
+    hidden = ROOT / ".venv" / f"hidden-{os.getpid()}.md"
+    link = ROOT / "bench" / f"link-{os.getpid()}.md"
+    hidden.write_text("private")
+    try:
+        link.symlink_to(hidden)
+        assert hub_module.shown_file(link.relative_to(ROOT).as_posix()) is None
+    finally:
+        link.unlink(missing_ok=True)
+        hidden.unlink()
 
 
 def test_a_taken_port_names_the_port_setting(monkeypatch, capsys):

@@ -211,12 +211,16 @@ def readers_language():
 
 
 def shown_file(path):
-    """The repository file at ``path`` if the hub may show it (else None): text, and nothing private."""
-    parts = PurePosixPath(path).parts
-    if any(part.startswith(".") or part in HIDDEN_FOLDERS for part in parts):
+    """The repository file at ``path`` if the hub may show it (else None): text, and nothing private, judged both
+    by how the path is spelled and by where it leads (a link in a shown folder may point into .venv)."""
+    try:
+        file = (ROOT / path).resolve()
+        if not file.is_relative_to(ROOT) or not file.is_file() or file.suffix not in SHOWN_FILES:
+            return None
+    except (OSError, ValueError):  # a NUL byte, a name longer than the system allows
         return None
-    file = (ROOT / path).resolve()
-    if not file.is_relative_to(ROOT) or not file.is_file() or file.suffix not in SHOWN_FILES:
+    parts = PurePosixPath(path).parts + file.relative_to(ROOT).parts
+    if any(part.startswith(".") or part in HIDDEN_FOLDERS for part in parts):
         return None
     return file
 
