@@ -68,9 +68,9 @@ def check(folder, only=None):
                if only in (None, exercise.number)]
     for exercise, missing in results:
         done += missing is None
-        lines.append(f"  {'done' if missing is None else 'not yet'}  {exercise.number}. {exercise.title}")
+        lines.append(f"  {'done' if missing is None else 'not yet':7}  {exercise.number}. {exercise.title}")
         if missing is not None:
-            lines.append(f"           still missing: {missing}")
+            lines.append(f"{'':13}still missing: {missing}")
     header = f"Chapter {folder.name}: {done} of {len(results)} exercises done (README.md, \"Now you try\")"
     return [header, *lines], done == len(results)
 
