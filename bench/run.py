@@ -514,15 +514,16 @@ def profile_memory(server, clients, frames=1, top=25):
     return "\n".join(lines)
 
 
-def update_readme(report, plotted, folder=BENCH):
-    """Put ``report`` into bench/README.md and its Chinese twin between their markers (and the plot, if drawn)."""
+def update_readme(report, plotted, folder=BENCH, results="latest results"):
+    """Put ``report`` into bench/README.md and its Chinese twin between their ``results`` markers (and the plot,
+    if drawn)."""
     for name, caption in (("README.md", "Every figure as a ratio to Node in the same run"),
                           ("README.zh-CN.md", "每个数字都是与同一轮运行中 Node 的比值")):
         readme = folder / name
         text = readme.read_text(encoding="utf-8")
-        begin = text.index("<!-- latest results")
+        begin = text.index(f"<!-- {results}")
         begin = text.index("\n", begin) + 1
-        end = text.index("<!-- end of latest results -->")
+        end = text.index(f"<!-- end of {results} -->")
         picture = f"![{caption}](latest.png)\n\n" if plotted else ""
         readme.write_text(text[:begin] + picture + report + "\n" + text[end:], encoding="utf-8")
 
@@ -560,8 +561,14 @@ def main(argv=None):
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
         return
     if options.capacity:
-        print(capacity(servers, sizes, options.processes))
-        print(f"\n{time.monotonic() - started:.0f} s; {os.cpu_count()} cores.", file=sys.stderr)
+        held = capacity(servers, sizes, options.processes)
+        loads.append(os.getloadavg()[0])
+        report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {min(loads):.1f}–"
+                  f"{max(loads):.1f} (at the start and the end), `run.py {' '.join(argv or sys.argv[1:])}`, "
+                  f"{time.monotonic() - started:.0f} s.\n\n{held}")
+        print(report)
+        if options.update_readme:
+            update_readme(report, plotted=False, results="capacity results")
         return
     plan = [(trial, server) for trial in (["smoke"] if options.smoke else options.trials) for server in servers
             if (trial, server.removesuffix(" deflate")) not in SKIPS]
