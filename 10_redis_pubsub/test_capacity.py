@@ -1,6 +1,7 @@
 """Chapter 10's shipped configuration holds more tabs than the defaults it replaced, and a full server says so."""
 import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import notification_store
 import requests
@@ -33,6 +34,12 @@ async def open_tab(url, cookie, inbox, refusals):
     return tab
 
 
+def run_async(coroutine):
+    """Run ``coroutine`` to its end on a thread of its own: Playwright's browser tests keep a loop on this one."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 async def until_true(check, timeout):
     """Poll ``check()`` until it is true (TimeoutError after ``timeout`` seconds)."""
     async with asyncio.timeout(timeout):
@@ -59,7 +66,7 @@ def test_more_tabs_than_nginx_held_by_default_through_the_launchers_nginx(redis_
             await asyncio.gather(*(tab.disconnect() for tab in tabs if tab))
 
     with Cluster(3, "gevent", redis_url=redis_url, graceful_timeout=1) as cluster:
-        asyncio.run(crowd(cluster))
+        run_async(crowd(cluster))
         assert "worker_connections are not enough" not in cluster.nginx.output()
 
 
@@ -81,4 +88,4 @@ def test_a_full_server_refuses_the_next_tab_and_says_to_try_again(redis_url):
 
     env = {"REDIS_URL": redis_url, "FLASK_SECRET_KEY": secrets.token_hex(16), "FLASK_MAX_CONNECTIONS": "2"}
     with Gunicorn("10", "gevent", env=env, graceful_timeout=1) as server:
-        asyncio.run(fill(server))
+        run_async(fill(server))
