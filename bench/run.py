@@ -75,8 +75,6 @@ AS_PYTHON_LEAVES_IT = ("--config", "/dev/null", "--worker-connections", str(BIG)
 GC = {"gc as is": {}, "gc frozen once": {"BENCH_GC": "freeze"}, "gc off": {"BENCH_GC": "off"}}
 SERVERS.update({f"gevent {name}": (gunicorn("gevent", "serve:create_app()", *AS_PYTHON_LEAVES_IT),
                                    {"ASYNC_MODE": "gevent", **env}) for name, env in GC.items()})
-# gevent records where each greenlet was spawned (a dozen frame objects per connection): without it.
-SERVERS["gevent untracked"] = (gunicorn("gevent"), {"ASYNC_MODE": "gevent", "GEVENT_TRACK_GREENLET_TREE": "false"})
 # The same server accepting the compression browsers offer (chapter 10 declines it by default).
 SERVERS.update({f"{name} deflate": (command, {**env, "FLASK_WEBSOCKET_COMPRESSION": "true"})
                 for name, (command, env) in list(SERVERS.items()) if command})
