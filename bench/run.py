@@ -75,6 +75,9 @@ AS_PYTHON_LEAVES_IT = ("--config", "/dev/null", "--worker-connections", str(BIG)
 GC = {"gc as is": {}, "gc frozen once": {"BENCH_GC": "freeze"}, "gc off": {"BENCH_GC": "off"}}
 SERVERS.update({f"gevent {name}": (gunicorn("gevent", "serve:create_app()", *AS_PYTHON_LEAVES_IT),
                                    {"ASYNC_MODE": "gevent", **env}) for name, env in GC.items()})
+# Engine.IO's pings of connections opened together fall due together: the same server pinging every 60 s.
+SERVERS["gevent ping 60"] = (gunicorn("gevent", "serve:create_app()"), {"ASYNC_MODE": "gevent",
+                                                                          "BENCH_PING_INTERVAL": "60"})
 # The same server accepting the compression browsers offer (chapter 10 declines it by default).
 SERVERS.update({f"{name} deflate": (command, {**env, "FLASK_WEBSOCKET_COMPRESSION": "true"})
                 for name, (command, env) in list(SERVERS.items()) if command})

@@ -17,6 +17,8 @@ What it may change (environment variables, each off unless set):
   its whole life, though after the handshake it reads and writes the socket directly;
 - ``BENCH_TRACEMALLOC=1``: trace allocations from the start; ``GET /bench/tracemalloc?to=FILE``
   writes a snapshot there (how run.py profiles the memory per connection);
+- ``BENCH_PING_INTERVAL=S``: Engine.IO's ping interval (25 s by default; every connection pings
+  that long after it opened, and again every S seconds);
 - ``BENCH_PROBE=1``: where a server's time goes (``run.py --probe``): the event loop's lag (a task
   asks to sleep 1 ms and records how late it wakes) and every garbage collection's pause
   (``gc.callbacks``), by generation; ``GET /bench/probe`` answers them as JSON since the last
@@ -65,6 +67,8 @@ class OrjsonModule:
 
 def create_app():
     """Chapter 10's app, with the options the environment asks for."""
+    if os.environ.get("BENCH_PING_INTERVAL"):  # seconds between Engine.IO's pings (25 by default)
+        chapter.socketio.server_options["ping_interval"] = float(os.environ["BENCH_PING_INTERVAL"])
     if os.environ.get("BENCH_JSON") == "orjson":
         chapter.socketio.server_options["json"] = OrjsonModule  # read by init_app, inside create_app
     app = chapter.create_app()
