@@ -38,6 +38,8 @@ def connect(auth):
     name = session.get("username")
     if name is None:
         raise ConnectionRefusedError("log in first")
+    if open_connections() > current_app.config["MAX_CONNECTIONS"]:
+        raise ConnectionRefusedError("server full: trying again in a moment", {"retry": True})
     # The room comes from the signed session cookie, never from anything the client sends.
     join_room(private_room(name))
     try:
@@ -232,6 +234,12 @@ def last_seen(data):
     return None if last_id is None else store.checked_id(last_id, "last_id")
 
 
+def open_connections():
+    """How many connections this process holds open, the one connecting now included (Engine.IO keeps
+    closed ones in its list for a moment)."""
+    return sum(not connection.closed for connection in socketio.server.eio.sockets.values())
+
+
 def connected_users():
     """The names of the users with a connection to this process."""
     rooms = list(socketio.server.manager.rooms.get("/", {}))
@@ -246,7 +254,8 @@ def create_app(**settings):
     app = Flask(__name__, static_folder="../static")
     app.config.from_mapping(ASYNC_MODE=os.environ.get("ASYNC_MODE", "threading"), REDIS_URL=os.environ.get("REDIS_URL"),
                             MESSAGE_QUEUE=True, WEBSOCKET_COMPRESSION=False, RATE_LIMIT=store.RATE_LIMIT,
-                            REPLAY_LIMIT=store.REPLAY_LIMIT, SESSION_COOKIE_SAMESITE="Lax")
+                            REPLAY_LIMIT=store.REPLAY_LIMIT, MAX_CONNECTIONS=serving.MAX_CONNECTIONS,
+                            SESSION_COOKIE_SAMESITE="Lax")
     app.config.from_prefixed_env()
     app.config.update(settings)
     if not app.config["REDIS_URL"]:

@@ -10,6 +10,7 @@
   const STALL = 3000;  // ms a request may wait for its answer before the page says it is waiting
   const WAITING = "waiting for the server…";
   const RESET = "the notification store was reset: older notifications are gone";
+  const FULL_RETRY = 5000;  // ms before connecting again to a server that said it is full
 
   // Ids are "<milliseconds>-<n>" (Redis stream ids): compare them as two numbers.
   function compare(a, b) {
@@ -178,7 +179,11 @@
       status(error, "error");
       syncSoon();
     });
-    socket.on("connect_error", (error) => status(`refused: ${error.message}`, "error"));
+    socket.on("connect_error", (error) => {
+      status(`refused: ${error.message}`, "error");
+      // A refusal the server means as "not now" (full): Socket.IO does not retry it by itself.
+      if (error.data && error.data.retry) setTimeout(() => socket.connect(), FULL_RETRY);
+    });
     socket.on("disconnect", (reason) => status(`disconnected: ${reason}`, "error"));
 
     // Send until the answer is definite: stored (an id) or refused (an error that is not "try again").

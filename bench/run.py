@@ -67,11 +67,22 @@ TUNING = {"json": {"BENCH_JSON": "orjson"}, "nodelay": {"BENCH_NODELAY": "1"}, "
           "pool": {"BENCH_MAX_SIZE": str(BIG)}}
 SERVERS.update({f"eventlet {name}": ([sys.executable, str(BENCH / "serve.py")], {"ASYNC_MODE": "eventlet", **env})
                 for name, env in TUNING.items()})
+# The garbage collector, each setting alone on the gevent worker (README, "Where the time goes"). Chapter 10's
+# gunicorn.conf.py freezes what has lived 10 s out of the collector's sight; "--config /dev/null" reads no
+# configuration file instead, so Python's collector runs as it comes, or frozen once after start-up, or not
+# at all (cycles then leak: a diagnosis, not a setting).
+AS_PYTHON_LEAVES_IT = ("--config", "/dev/null", "--worker-connections", str(BIG))
+GC = {"gc as is": {}, "gc frozen once": {"BENCH_GC": "freeze"}, "gc off": {"BENCH_GC": "off"}}
+SERVERS.update({f"gevent {name}": (gunicorn("gevent", "serve:create_app()", *AS_PYTHON_LEAVES_IT),
+                                   {"ASYNC_MODE": "gevent", **env}) for name, env in GC.items()})
+# Engine.IO's pings of connections opened together fall due together: the same server pinging every 60 s.
+SERVERS["gevent ping 60"] = (gunicorn("gevent", "serve:create_app()"), {"ASYNC_MODE": "gevent",
+                                                                          "BENCH_PING_INTERVAL": "60"})
 # The same server accepting the compression browsers offer (chapter 10 declines it by default).
 SERVERS.update({f"{name} deflate": (command, {**env, "FLASK_WEBSOCKET_COMPRESSION": "true"})
                 for name, (command, env) in list(SERVERS.items()) if command})
 DEFAULT = ["node", "eventlet", "eventlet+", "gevent", "gevent+", "gthread"]
-CAPACITY = ["node", "eventlet+", "gevent+", "gthread"]  # the others stop at 1,000 connections per process
+CAPACITY = ["node", "eventlet+", "gevent", "gthread"]
 
 FULL = {
     "deadline_s": 300,  # the load generator gives up after this long, whatever happens
@@ -81,7 +92,7 @@ FULL = {
     "connections": {"clients": 1000, "batch": 25},
     "redis": {"clients": 200, "broadcasts": 200, "window": 10},
     "steady": {"users": 1000, "tabs": 2, "rate": 200, "seconds": 5, "batch": 50},
-    "capacity": {"steps": [500, 1000, 2000, 3000, 4000, 6000], "rate": 200, "seconds": 3, "batch": 50,
+    "capacity": {"steps": [500, 1000, 2000, 3000, 4000, 5000, 6000, 7000], "rate": 200, "seconds": 3, "batch": 50,
                  "limit_ms": 100},
 }
 SMOKE = {
@@ -107,9 +118,9 @@ TRIALS = {
 PLAN_TRIALS = ["requests", "memory", "nginx", "steady"]
 # --smoke proves every scenario runs, in one trial per server: one process behind nginx.
 TRIALS["smoke"] = (1, True, ["roundtrip", "throughput", "fanout", "connections", "redis", "steady"])
-# Two processes behind nginx hold 1,000 connections each: beyond the default pools of eventlet's
-# socketio.run and gunicorn's gevent worker (1,000 connections per process), so only the tuned ones.
-SKIPS = {("nginx", "eventlet"), ("nginx", "gevent"), ("steady", "eventlet"), ("steady", "gevent")}
+# Two processes behind nginx hold 1,000 connections each: eventlet+ stands for socketio.run there (its
+# listening socket's backlog, 50 as app.py runs it, refuses bursts of connections the tuned one accepts).
+SKIPS = {("nginx", "eventlet"), ("steady", "eventlet")}
 
 # The table: (scenario, result key, title, unit, higher is better)
 METRICS = [
@@ -179,10 +190,8 @@ def start(server, redis_url, env=None):
 
 
 def start_nginx(upstreams):
-    """Chapter 10's nginx.conf in front of ``upstreams`` (the harness's Nginx), with room for many connections:
-    nginx's default of 512 per worker would refuse the 513th."""
-    config = (CHAPTER / "nginx.conf").read_text().replace("events {}", "events { worker_connections 30000; }")
-    return Nginx([process.url.removeprefix("http://") for process in upstreams], config=config).start()
+    """Chapter 10's nginx.conf, as it ships, in front of ``upstreams`` (the harness's Nginx)."""
+    return Nginx([process.url.removeprefix("http://") for process in upstreams]).start()
 
 
 def run_trial(trial, server, sizes, redis_url):
@@ -219,8 +228,13 @@ def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, dea
         now = (time.monotonic(), sum(s.cpu_seconds() for s in servers))
         if mark == "start":
             started = now
+            probe(servers, "?reset=1")
         elif mark == "end":
             extra.setdefault(message["scenario"], {})["server_cpu"] = (now[1] - started[1]) / (now[0] - started[0])
+            if probed := probe(servers):
+                for process, collection in zip(probed, probe(servers, "?collect=1"), strict=True):
+                    process["full"] = collection
+                extra[message["scenario"]]["probe"] = probed
         elif mark == "holding":
             rss = sum(s.rss() for s in servers)
             clients = next(s["clients"] for s in scenarios if s["name"] == "connections")
@@ -244,6 +258,16 @@ def drive(servers, urls, scenarios, spread_addresses=False, on_holding=None, dea
         if name in results:
             results[name]["cpu_us_per_delivery"] = results[name]["server_cpu"] / results[name]["deliveries_per_s"] * 1e6
     return results
+
+
+def probe(servers, query=""):
+    """Each probed server's event-loop lag and garbage-collector pauses (serve.py's BENCH_PROBE), as a list."""
+    figures = []
+    for server in servers:
+        if server.env.get("BENCH_PROBE"):
+            with urllib.request.urlopen(f"{server.url}/bench/probe{query}", timeout=30) as answer:
+                figures.append(json.load(answer))
+    return figures
 
 
 def run(repetitions, sizes, plan, failures, loads):
@@ -410,16 +434,54 @@ def capacity(servers, sizes, processes):
     return "\n".join(lines)
 
 
+def through_serve_py(server, **env):
+    """``server``'s (command, environment) with the app created by serve.py (the same app, plus what ``env`` asks)."""
+    command, server_env = SERVERS[server]
+    command = [sys.executable, str(BENCH / "serve.py")] if command[0] == sys.executable else [
+        *command[:-1], command[-1].replace("app:", "serve:")]
+    return command, {**server_env, **env}
+
+
+def where_the_time_goes(samples, servers):
+    """serve.py's probe during (6), as a Markdown table: how long the event loop stalled, and the collector's share."""
+    lines = ["**Where the time goes in (6)**: stalls of the event loop (a 1 ms sleep that woke more than 10 ms late), "
+             "the garbage collector's share of them, what was left waiting for a core (the machine's other work), "
+             "full collections; then one full collection alone after the load, in the busiest process (medians of "
+             "the repetitions; stalls added up over the processes)", "",
+             "| server | (6) p99 (ms) | loop lag p99 (ms) | stalls | stalled (ms) | collecting (ms) "
+             "| waiting for a core (ms) | full collections | longest (ms) | objects one walks | its CPU time (ms) |",
+             "|---|" + "---:|" * 10]
+    for server in servers:
+        trials = [result for result in samples.get(("steady", server), []) if result.get("probe")]
+        if not trials:
+            continue
+        stalled = across(trials, "stalls", "total_ms")
+        cells = [statistics.median(trial["p99_ms"] for trial in trials), across(trials, "lag_ms", "p99", combine=max),
+                 across(trials, "stalls", "count"), stalled, across(trials, "stalls", "in_gc_ms"),
+                 max(stalled - across(trials, "stalls", "cpu_ms"), 0), across(trials, "gc", "2", "count"),
+                 across(trials, "gc", "2", "max_ms", combine=max), across(trials, "full", "objects", combine=max),
+                 across(trials, "full", "cpu_ms", combine=max)]
+        lines.append(f"| {server} | " + " | ".join(number(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def across(trials, *path, combine=sum):
+    """The median over ``trials`` of ``combine`` (sum, max) over their processes of the probe figure ``path``."""
+    def figure(process):
+        for key in path:
+            process = process[key]
+        return process
+
+    return statistics.median(combine(figure(process) for process in trial["probe"]) for trial in trials)
+
+
 def profile_memory(server, clients, frames=1, top=25):
     """Where ``server``'s memory per connection goes: tracemalloc snapshots before and after ``clients`` connect."""
-    command, env = SERVERS[server]
-    if command is None:
+    if SERVERS[server][0] is None:
         sys.exit("--profile-memory profiles a Python server")
     folder = Path(tempfile.mkdtemp(prefix="bench-tracemalloc-"))
     redis_server = PrivateRedis().start()
-    command = [sys.executable, str(BENCH / "serve.py")] if command[0] == sys.executable else [
-        *command[:-1], command[-1].replace("app:", "serve:")]
-    SERVERS["profiled"] = (command, {**env, "BENCH_TRACEMALLOC": str(frames)})
+    SERVERS["profiled"] = through_serve_py(server, BENCH_TRACEMALLOC=str(frames))
     process = start("profiled", redis_server.url)
 
     def snapshot(name):
@@ -453,15 +515,16 @@ def profile_memory(server, clients, frames=1, top=25):
     return "\n".join(lines)
 
 
-def update_readme(report, plotted, folder=BENCH):
-    """Put ``report`` into bench/README.md and its Chinese twin between their markers (and the plot, if drawn)."""
+def update_readme(report, plotted, folder=BENCH, results="latest results"):
+    """Put ``report`` into bench/README.md and its Chinese twin between their ``results`` markers (and the plot,
+    if drawn)."""
     for name, caption in (("README.md", "Every figure as a ratio to Node in the same run"),
                           ("README.zh-CN.md", "每个数字都是与同一轮运行中 Node 的比值")):
         readme = folder / name
         text = readme.read_text(encoding="utf-8")
-        begin = text.index("<!-- latest results")
+        begin = text.index(f"<!-- {results}")
         begin = text.index("\n", begin) + 1
-        end = text.index("<!-- end of latest results -->")
+        end = text.index(f"<!-- end of {results} -->")
         picture = f"![{caption}](latest.png)\n\n" if plotted else ""
         readme.write_text(text[:begin] + picture + report + "\n" + text[end:], encoding="utf-8")
 
@@ -479,6 +542,8 @@ def main(argv=None):
     parser.add_argument("--trials", nargs="+", choices=PLAN_TRIALS, default=PLAN_TRIALS, help="a subset of the trials")
     parser.add_argument("--update-readme", action="store_true",
                         help="also write the tables into bench/README.md, between its 'latest results' markers")
+    parser.add_argument("--probe", action="store_true",
+                        help="also measure inside the Python servers (serve.py's BENCH_PROBE): where (6)'s time goes")
     parser.add_argument("--capacity", action="store_true",
                         help="instead: connected users per process with p99 under 100 ms, 1 to 3 processes")
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2, 3], help="with --capacity (default 1 2 3)")
@@ -490,13 +555,21 @@ def main(argv=None):
     sizes = SMOKE if options.smoke else FULL
     chosen = options.servers or (CAPACITY if options.capacity else DEFAULT)
     servers = ["node"] + [s for s in chosen if s != "node"]
+    if options.probe:
+        SERVERS.update({server: through_serve_py(server, BENCH_PROBE="1") for server in servers if server != "node"})
     started, loads = time.monotonic(), [os.getloadavg()[0]]
     if options.profile_memory:
         print(profile_memory(options.profile_memory, sizes["connections"]["clients"]))
         return
     if options.capacity:
-        print(capacity(servers, sizes, options.processes))
-        print(f"\n{time.monotonic() - started:.0f} s; {os.cpu_count()} cores.", file=sys.stderr)
+        held = capacity(servers, sizes, options.processes)
+        loads.append(os.getloadavg()[0])
+        report = (f"{time.strftime('%A %d %B %Y')}, {os.cpu_count()} cores, load average {min(loads):.1f}–"
+                  f"{max(loads):.1f} (at the start and the end), `run.py {' '.join(argv or sys.argv[1:])}`, "
+                  f"{time.monotonic() - started:.0f} s.\n\n{held}")
+        print(report)
+        if options.update_readme:
+            update_readme(report, plotted=False, results="capacity results")
         return
     plan = [(trial, server) for trial in (["smoke"] if options.smoke else options.trials) for server in servers
             if (trial, server.removesuffix(" deflate")) not in SKIPS]
@@ -512,7 +585,8 @@ def main(argv=None):
               "Compression the clients offered and the server accepted: "
               + "; ".join(f"{server}: {extensions.get(server) or 'declined'}" for server in servers) + "\n\n"
               + (f"Failed trials (left out): {', '.join(failures)}.\n\n" if failures else "")
-              + targets(summary, servers) + "\n" + table(summary, servers))
+              + targets(summary, servers) + "\n" + table(summary, servers)
+              + ("\n\n" + where_the_time_goes(samples, servers) if options.probe else ""))
     print(report)
     if options.update_readme:
         update_readme(report, plotted=bool(options.plot))

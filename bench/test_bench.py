@@ -112,16 +112,18 @@ def test_smoke_run_writes_a_plot(smoke):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_update_readme_writes_the_report_into_both_languages(tmp_path):
+@pytest.mark.parametrize("results, plotted", [("latest results", True), ("capacity results", False)])
+def test_update_readme_writes_the_report_into_both_languages(tmp_path, results, plotted):
     for name in ("README.md", "README.zh-CN.md"):
         (tmp_path / name).write_text((BENCH / name).read_text(encoding="utf-8"), encoding="utf-8")
-    bench.update_readme("| the | report |", plotted=True, folder=tmp_path)
+    bench.update_readme("| the | report |", plotted=plotted, folder=tmp_path, results=results)
     for name in ("README.md", "README.zh-CN.md"):
         before, text = (BENCH / name).read_text(encoding="utf-8"), (tmp_path / name).read_text(encoding="utf-8")
-        head, rest = text.split("<!-- end of latest results -->")
-        assert head.endswith("](latest.png)\n\n| the | report |\n")
-        assert rest == before.split("<!-- end of latest results -->")[1]
-        assert head.split("-->\n")[0] == before.split("-->\n")[0]
+        head, rest = text.split(f"<!-- end of {results} -->")
+        assert head.endswith(("](latest.png)\n\n" if plotted else "-->\n") + "| the | report |\n")
+        assert rest == before.split(f"<!-- end of {results} -->")[1]
+        start = f"<!-- {results}"
+        assert head.split(start)[0] == before.split(start)[0]
 
 
 def test_capacity_and_memory_profile_run():

@@ -6,16 +6,63 @@ and the limits of each async mode.
 """
 import atexit
 import contextlib
+import gc
 import os
+import resource
 import signal
 import sys
 import threading
+import time
 
 from .redis_server import PrivateRedis
 
 # Eventlet's WSGI server serves at most this many connections at once (its default, 1024,
 # would leave tab 1,023 on "connecting…"); each idle one costs a green thread, a few KB.
 EVENTLET_CONNECTIONS = 10_000
+
+
+# Tabs one process admits: the next one is refused with "server full" and tries again, before
+# the server's own pool (gunicorn.conf.py's worker_connections, EVENTLET_CONNECTIONS) is full
+# and a new connection would wait unanswered. Measured: bench/README.md, "Capacity".
+MAX_CONNECTIONS = 5_000
+
+
+def raise_open_file_limit(needed):
+    """Raise this process's open-file limit to ``needed`` (no further than its hard limit, which only root may
+    raise); the processes it starts inherit it. Returns the limit now (each connection is an open file)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# Python's cyclic garbage collector stops the whole process while it runs, and a full collection
+# walks every object still alive: with thousands of open connections (~140-180 objects each),
+# 50-250 ms during which no notification moves. Objects that have lived this long are moved out
+# of its sight (gc.freeze()), so a collection walks only the newer ones; the few cycles that die
+# while frozen are collected once they are thawed, every THAW_EVERY seconds (bench/README.md,
+# "Where the time goes").
+FREEZE_EVERY = 10
+THAW_EVERY = 3600
+
+
+def keep_collections_short(freeze_every=FREEZE_EVERY, thaw_every=THAW_EVERY):
+    """Start a background thread (a greenlet under gevent/eventlet) that freezes the objects alive every
+    ``freeze_every`` seconds and thaws them every ``thaw_every`` seconds; call it in the serving process."""
+    def freeze():
+        thawed = time.monotonic()
+        while True:
+            time.sleep(freeze_every)
+            if time.monotonic() - thawed >= thaw_every:  # one full collection now and then: no cycle leaks
+                gc.unfreeze()
+                thawed = time.monotonic()
+            else:
+                gc.collect(1)  # the young generations only (a millisecond or two): freeze no garbage
+                gc.freeze()
+
+    gc.freeze()  # what start-up made lives as long as the process
+    threading.Thread(target=freeze, name="keep-collections-short", daemon=True).start()
 
 
 def decline_websocket_compression(wsgi_app):
@@ -133,6 +180,8 @@ def run(socketio, app):
     if private is not None:
         share_private_redis(app, private)
         offer_outage_demo(private)
+    raise_open_file_limit(EVENTLET_CONNECTIONS + 100)
+    keep_collections_short()
     options = {"max_size": EVENTLET_CONNECTIONS} if socketio.async_mode == "eventlet" else {}
     socketio.run(app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", 5000)),
                  log_output=True, allow_unsafe_werkzeug=True, **options)

@@ -4,6 +4,7 @@ One Redis (the chapter's private one), one random secret key shared by every pro
 N gunicorn processes of one worker each, nginx in front with sticky sessions on one port.
 """
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -13,12 +14,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from groundwork.redis_server import PrivateRedis
-from groundwork.serving import shorter_path, start_deaf_to_ctrl_c
+from groundwork.serving import raise_open_file_limit, shorter_path, start_deaf_to_ctrl_c
 
 from . import chapter_dir
 from .servers import WORKERS, Gunicorn, Nginx
 
 CHAPTER = "10"
+
+
+def nginx_open_files():
+    """The open files nginx needs: one per connection of chapter 10's nginx.conf (worker_connections), and its own."""
+    configured = re.search(r"worker_connections\s+(\d+)", (chapter_dir(CHAPTER) / "nginx.conf").read_text())
+    return (int(configured.group(1)) if configured else 512) + 100  # 512: nginx's default
 
 
 class Cluster:
@@ -42,6 +49,11 @@ class Cluster:
 
     def start(self):
         """Start Redis, the gunicorn processes, then nginx; return once nginx serves the page."""
+        # Raised here, inherited by nginx (and the gunicorn processes, which raise theirs again: gunicorn.conf.py).
+        needed = nginx_open_files()
+        if (allowed := raise_open_file_limit(needed)) < needed:
+            print(f" * Open files allowed: {allowed} (`ulimit -Hn`), nginx.conf's connections need {needed}: "
+                  "fewer tabs fit", flush=True)
         try:
             if self.redis_url is None:
                 self.redis = start_deaf_to_ctrl_c(PrivateRedis())
