@@ -1,4 +1,5 @@
 """Servers as child processes: a chapter's ``app.py``, gunicorn serving a chapter, nginx in front of them."""
+import http.client
 import os
 import shutil
 import signal
@@ -60,7 +61,9 @@ class ServerProcess:
                 with urllib.request.urlopen(self.url, timeout=1) as response:
                     if response.status == 200:
                         return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # BadStatusLine: a port of the ephemeral range nobody listens on yet can connect to itself (TCP's
+            # simultaneous open), and the poll reads back its own request.
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.BadStatusLine):
                 time.sleep(0.05)  # not synchronisation: the pause between two polls
         self.stop()
         raise TimeoutError(f"{self.name} did not answer within {timeout}s:\n{self.output()}")
