@@ -72,10 +72,6 @@ const commands = {
       }
     }, 50);
   },
-  state() {  // what every tab shows now
-    out({ e: "state", tabs: tabs.map((tab) => [...tab.shown.keys()]), t: Date.now() });
-  },
-  exit() { process.exit(0); },
 };
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   const command = JSON.parse(line);
