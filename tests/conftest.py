@@ -74,7 +74,7 @@ class HubProcess:
                     return False
         return False
 
-    def chapters(self, timeout=30):
+    def chapters(self, timeout=60):  # ten chapters, a Redis and a second server start at once on two cores
         """The chapters' statuses, once every chapter has started or failed (polled with a deadline)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
