@@ -183,8 +183,10 @@ def start(server, redis_url, env=None):
     if command[0] == GUNICORN:
         command = [*command[:1], "--bind", f"127.0.0.1:{port}", *command[1:]]
     # Processes of one trial share Redis and the key that signs the session cookies.
-    # No per-sender rate limit (the reference has none either): the load is many sends from a few users.
+    # No per-sender rate limit and no replay limit (the reference has neither): the load is many sends and
+    # connections from a few users.
     env = {**server_env, **(env or {}), "REDIS_URL": redis_url, "FLASK_SECRET_KEY": "bench", "FLASK_RATE_LIMIT": "null",
+           "FLASK_REPLAY_LIMIT": "null",
            "PYTHONPATH": str(CHAPTER)}  # serve.py imports app.py
     return Process(command, CHAPTER, env, port).start()
 
