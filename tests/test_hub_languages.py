@@ -83,6 +83,14 @@ def test_the_chapters_taglines_are_in_the_readers_language(real_hub_client, path
     assert re.search(f'class="summary">{tagline}<', page)
 
 
+
+@pytest.mark.parametrize("headers, title", [(CHINESE, "每个团队一个房间"), ({}, "A room per team")])
+def test_the_exercises_titles_are_in_the_readers_language(real_hub_client, headers, title):
+    # They were English on a Chinese page; the Chinese README names each one in Chinese too.
+    page = real_hub_client.get("/chapter/06/", headers=headers).get_data(as_text=True)
+    exercises = page[page.index('<section id="exercises">'):]
+    assert f"<li>{title}" in exercises
+
 def test_a_chapters_tagline_is_text_in_any_language(fake_chapters, monkeypatch):
     monkeypatch.setattr(hub_module, "gettext", lambda text: f"<i>{text}</i>")  # a translation with markup in it
     page = hub_module.create_app(hub_module.Hub(fake_chapters)).test_client().get("/").get_data(as_text=True)
