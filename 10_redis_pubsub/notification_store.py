@@ -137,7 +137,7 @@ class UnknownRecipient(ValueError):
 
 
 class Forgotten(redis.RedisError):
-    """Redis lost its data moments ago: the servers are registering their connected users again."""
+    """Redis knows no users yet: it has just started, or lost its data and the servers are registering again."""
 
 
 class RateLimited(ValueError):
@@ -250,7 +250,8 @@ def store(r, to, sender, text, key, ring=True, limit=RATE_LIMIT, replicas=0):
                               f"notifications:rate:{sender}", CHANNEL, "users:since", to, sender, text, KEEP,
                               "1" if ring and not replicas else "0", count, window, KEY_TTL, REGISTERING)
     if outcome == "forgotten":
-        raise Forgotten("Redis lost its data: the servers register their connected users again, try again")
+        raise Forgotten("Redis knows no users yet: it has just started, or lost its data and the servers are "
+                        "registering their connected users again; log in as the recipient, or try again")
     if outcome == "unknown":
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(detail[0])))
         raise UnknownRecipient(f"nobody called {to!r} has logged in since this notification store started ({started})")

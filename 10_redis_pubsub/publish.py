@@ -40,6 +40,8 @@ def main(argv=None):
             emitter = SocketIO(message_queue=url, channel=store.SOCKETIO_CHANNEL, async_mode="threading")
             emitter.emit("notification", store.read(r, store.checked_name(args.to), entry_id),
                          to=store.private_room(store.checked_name(args.to)))
+    except store.Forgotten as error:  # Redis answered: not an outage
+        parser.exit(1, f"publish.py: {error}\n")
     except redis.RedisError as error:
         parser.exit(1, f"publish.py: cannot reach Redis: {error}\n")
     except ValueError as error:

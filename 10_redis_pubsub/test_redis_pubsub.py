@@ -313,6 +313,15 @@ def test_the_publisher_fails_loudly(app, publish, name, args, url, code, error):
     assert error in result.stderr
 
 
+def test_the_publisher_run_as_printed_at_start_says_nobody_logged_in_yet(publish, durable_redis):
+    # app.py prints the publish command as it starts, before anyone has logged in: Redis is reachable and
+    # lost nothing, it knows no users yet. (It said "cannot reach Redis: Redis lost its data".)
+    result = publish("--to", "bob", "hello", url=durable_redis.url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert "cannot reach Redis" not in result.stderr
+    assert "it has just started" in result.stderr and "log in as the recipient" in result.stderr
+
+
 # Live: two server processes sharing one Redis, real clients over WebSocket.
 
 def test_a_connection_without_login_is_told_why(servers):

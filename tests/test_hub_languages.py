@@ -83,6 +83,14 @@ def test_the_chapters_taglines_are_in_the_readers_language(real_hub_client, path
     assert re.search(f'class="summary">{tagline}<', page)
 
 
+
+@pytest.mark.parametrize("headers, title", [(CHINESE, "每个团队一个房间"), ({}, "A room per team")])
+def test_the_exercises_titles_are_in_the_readers_language(real_hub_client, headers, title):
+    # They were English on a Chinese page; the Chinese README names each one in Chinese too.
+    page = real_hub_client.get("/chapter/06/", headers=headers).get_data(as_text=True)
+    exercises = page[page.index('<section id="exercises">'):]
+    assert f"<li>{title}" in exercises
+
 def test_a_chapters_tagline_is_text_in_any_language(fake_chapters, monkeypatch):
     monkeypatch.setattr(hub_module, "gettext", lambda text: f"<i>{text}</i>")  # a translation with markup in it
     page = hub_module.create_app(hub_module.Hub(fake_chapters)).test_client().get("/").get_data(as_text=True)
@@ -167,3 +175,15 @@ def test_links_to_a_page_or_its_twin_lead_to_the_same_address(page, href, addres
 def test_the_language_switch_never_sends_the_browser_elsewhere(real_hub_client, path):
     response = real_hub_client.get("/", query_string={"lang": "en"}, environ_overrides={"PATH_INFO": path})
     assert "elsewhere" not in response.headers.get("Location", "")
+
+
+CHINESE_PAGES = sorted([*ROOT.glob("*.zh-CN.md"), *ROOT.glob("*/*.zh-CN.md")])
+
+
+@pytest.mark.parametrize("twin", CHINESE_PAGES, ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_a_chinese_page_names_the_hubs_buttons_as_the_chinese_hub_shows_them(twin):
+    # Chapter 10's said "the **Stop Redis** button", which the hub in Chinese labels "停止 Redis".
+    translated = {message.id: message.string for message in read_catalogue() if message.id and message.string}
+    named_in_english = [name for name in re.findall(r"\*\*([^*]+)\*\*", twin.read_text(encoding="utf-8"))
+                        if name in translated]
+    assert named_in_english == []

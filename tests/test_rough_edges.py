@@ -115,3 +115,14 @@ def test_every_page_runs_the_tests_one_way(page):
     other_forms = [command for command in commands(page) for match in PYTEST_COMMAND.finditer(command)
                    if not command[:match.start()].endswith(".venv/bin/python -m ")]
     assert other_forms == []
+
+
+# `VAR=value python app.py`: an environment variable, then a chapter's own program, is a line to paste into a shell.
+CHAPTER_PROGRAM_WITH_SETTINGS = re.compile(r"^(?:[A-Z_]+=\S*\s+)+python3?\s+(?:app|publish)\.py\b")
+
+
+@pytest.mark.parametrize("page", MARKDOWN_PAGES, ids=[p.relative_to(ROOT).as_posix() for p in MARKDOWN_PAGES])
+def test_every_page_runs_a_chapters_program_with_the_venvs_python(page):
+    # A bare `python` in a new terminal has none of the project's packages (issue 23.1): the chapter's
+    # folder is where these run, so the venv's Python is `../.venv/bin/python`.
+    assert [command for command in commands(page) if CHAPTER_PROGRAM_WITH_SETTINGS.match(command.strip())] == []

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlencode, urlsplit
 
@@ -189,6 +189,14 @@ def chapter_summaries(fileobj, keywords, comment_tags, options):
     finds the chapters. ``make messages`` then puts them in the catalogue beside the hub's own texts."""
     for summary in filter(None, (Chapter.read(folder).summary for folder in CHAPTERS)):
         yield 1, None, summary, []
+
+
+def exercise_titles(fileobj, keywords, comment_tags, options):
+    """A Babel extractor (tutorial/babel.cfg): the title of every chapter's "Now you try" exercises, as the texts of
+    ``tutorial/exercises/__init__.py``, which registers them."""
+    for folder in CHAPTERS:
+        for exercise in exercises.exercises_of(folder):
+            yield 1, None, exercise.title, []
 
 
 def untranslated(path):
@@ -649,7 +657,8 @@ def create_app(hub):
         shown = in_language(chapter.folder / "README.md", readers_language())
         here = url_for("changes", number=number, _anchor="readme")
         return render_template("changes.html", hub=hub, chapter=slot.chapter, previous=previous, following=following,
-                               exercises=exercises.exercises_of(chapter.folder),
+                               exercises=[replace(exercise, title=gettext(exercise.title))
+                                          for exercise in exercises.exercises_of(chapter.folder)],
                                diffs=diffs, info=details(number), readme=shown,
                                readme_html=markdown_html(shown, ports, here) if shown.is_file() else None,
                                untranslated=untranslated(shown))
