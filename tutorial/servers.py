@@ -3,7 +3,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,14 +11,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from groundwork.redis_server import free_port
+
 from . import chapter_dir
-
-
-def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 class ServerProcess:
