@@ -39,27 +39,30 @@ def raise_open_file_limit(needed):
 
 # Python's cyclic garbage collector stops the whole process while it runs, and a full collection
 # walks every object still alive: with thousands of open connections (~140-180 objects each),
-# 50-250 ms during which no notification moves. Objects that have lived this long are moved out
-# of its sight (gc.freeze()), so a collection walks only the newer ones; the few cycles that die
-# while frozen are collected once they are thawed, every THAW_EVERY seconds (bench/README.md,
-# "Where the time goes").
-FREEZE_EVERY = 10
-THAW_EVERY = 3600
+# 50-250 ms during which no notification moves. Objects that have lived a second are moved out of
+# its sight (gc.freeze()), so a collection walks only the newest ones. A connection outlives that
+# second, so its cycles are frozen when it closes (about 8 KB of them): every FULL_COLLECTION_EVERY
+# seconds everything is thawed and collected, one pause (0.1-0.5 s with 1,000-5,000 connections)
+# instead of one every few thousand new connections (bench/README.md, "Where the time goes").
+FREEZE_EVERY = 1
+FULL_COLLECTION_EVERY = 600
 
 
-def keep_collections_short(freeze_every=FREEZE_EVERY, thaw_every=THAW_EVERY):
+def keep_collections_short(freeze_every=FREEZE_EVERY, full_collection_every=FULL_COLLECTION_EVERY):
     """Start a background thread (a greenlet under gevent/eventlet) that freezes the objects alive every
-    ``freeze_every`` seconds and thaws them every ``thaw_every`` seconds; call it in the serving process."""
+    ``freeze_every`` seconds, and thaws and collects everything every ``full_collection_every`` seconds;
+    call it in the serving process."""
     def freeze():
-        thawed = time.monotonic()
+        collected = time.monotonic()
         while True:
             time.sleep(freeze_every)
-            if time.monotonic() - thawed >= thaw_every:  # one full collection now and then: no cycle leaks
+            if time.monotonic() - collected >= full_collection_every:
                 gc.unfreeze()
-                thawed = time.monotonic()
+                gc.collect()  # the cycles that died while frozen: the pause, once in a while
+                collected = time.monotonic()
             else:
                 gc.collect(1)  # the young generations only (a millisecond or two): freeze no garbage
-                gc.freeze()
+            gc.freeze()
 
     gc.freeze()  # what start-up made lives as long as the process
     threading.Thread(target=freeze, name="keep-collections-short", daemon=True).start()
