@@ -26,6 +26,7 @@ private_room = store.private_room  # "user:<name>": every tab of one user, in ev
 UNAVAILABLE = "notifications unavailable: cannot reach Redis"
 EVICTING = "notifications unavailable: Redis may evict them (its maxmemory-policy must be noeviction)"
 EVICTION_CHECK = 5  # seconds between two looks at Redis's eviction policy (an operator can change it any time)
+DOORBELL_BATCH = 100  # doorbells that arrived together are read in one round trip and delivered together, at most
 
 
 # The lesson: each connection joins its user's room; a notification is stored, then
@@ -116,17 +117,8 @@ def forward_notifications(redis_url, stop, forwarding, evicting):
                     check_eviction(client, evicting)
                     checked = time.monotonic()
                 message = listener.get_message(timeout=1)  # None after a quiet second: look at `stop` again
-                if message is None:
-                    continue
-                try:
-                    name, entry_id = store.parse_doorbell(message["data"])
-                except ValueError as error:
-                    print(f"ignored on {store.CHANNEL}: {error}", file=sys.stderr, flush=True)
-                    continue
-                if private_room(name) in socketio.server.manager.rooms.get("/", {}):
-                    notification = store.read(client, name, entry_id)
-                    if notification is not None:
-                        socketio.emit("notification", notification, to=private_room(name), ignore_queue=True)
+                if message is not None:
+                    deliver(client, [message, *rung_since(listener)])
         except redis.RedisError as error:
             forwarding.clear()
             if stop.is_set():
@@ -139,6 +131,33 @@ def forward_notifications(redis_url, stop, forwarding, evicting):
         finally:
             listener.close()
             client.close()
+
+
+def rung_since(listener, most=DOORBELL_BATCH):
+    """The doorbells already waiting on ``listener``, up to ``most``: read without waiting."""
+    rung = []
+    while len(rung) < most and (message := listener.get_message(timeout=0)) is not None:
+        rung.append(message)
+    return rung
+
+
+def deliver(client, rung):
+    """Send the notifications these doorbells name to their recipients' tabs in this process.
+
+    They are read from the stream together, in one round trip, and emitted one after the
+    other: a tab's writer then wakes once for all of its new notifications, not once for each.
+    """
+    wanted = []
+    for message in rung:
+        try:
+            name, entry_id = store.parse_doorbell(message["data"])
+        except ValueError as error:
+            print(f"ignored on {store.CHANNEL}: {error}", file=sys.stderr, flush=True)
+            continue
+        if private_room(name) in socketio.server.manager.rooms.get("/", {}):
+            wanted.append((name, entry_id))
+    for notification in store.read_each(client, wanted):
+        socketio.emit("notification", notification, to=private_room(notification["to"]), ignore_queue=True)
 
 
 @socketio.on("sync")

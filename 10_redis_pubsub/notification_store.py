@@ -288,8 +288,17 @@ def _notification(name, entry_id, fields):
 
 def read(r, name, entry_id):
     """The stored notification ``entry_id`` of ``name``, or None (trimmed, or never stored)."""
-    return next((_notification(name, *entry) for entry in r.xrange(f"notifications:{name}", entry_id, entry_id)),
-                None)
+    return next(iter(read_each(r, [(name, entry_id)])), None)
+
+
+def read_each(r, wanted):
+    """The stored notifications each ``(name, entry_id)`` of ``wanted`` names, in its order and one round trip
+    (those trimmed or never stored are left out)."""
+    with r.pipeline(transaction=False) as pipe:
+        for name, entry_id in wanted:
+            pipe.xrange(f"notifications:{name}", entry_id, entry_id)
+        found = pipe.execute()
+    return [_notification(name, *entry) for (name, _), entries in zip(wanted, found, strict=True) for entry in entries]
 
 
 def since(r, name, after, count=PAGE):
