@@ -48,6 +48,9 @@ async function logIn(url, name) {
       method: "POST",
       body: new URLSearchParams({ username: name }),
       redirect: "manual",
+      signal: AbortSignal.timeout(20000), // as long as a connection may take: a server that never answers stops the step
+    }).catch((error) => {
+      throw new Error(`${url}: login as ${name}: ${error.message}`);
     });
     const cookie = response.headers.get("set-cookie");
     if (response.status !== 302 || !cookie) throw new Error(`${url}: login as ${name} answered ${response.status}`);

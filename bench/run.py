@@ -417,6 +417,8 @@ def capacity(servers, sizes, processes):
                     proxy = start_nginx(started)
                     result = drive(started, [proxy.url], [{"name": "capacity", **sizes["capacity"]}], True,
                                    deadline_s=sizes["deadline_s"])["capacity"]
+                except RuntimeError as error:  # one server's failure leaves the others' rows standing
+                    result = {"stopped_by": str(error)}
                 finally:
                     for process in [*started, *([proxy] if proxy else [])]:
                         process.stop()
@@ -430,6 +432,9 @@ def capacity(servers, sizes, processes):
              "| server | processes | users | p99 at that step (ms) | server CPU | load generator CPU | stopped by |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for server, count, result in rows:
+        if "users" not in result:
+            lines.append(f"| {server} | {count} | – | – | – | – | {result['stopped_by']} |")
+            continue
         held = "≥ " if result["stopped_by"] == "last step" else ""
         lines.append(f"| {server} | {count} | {held}{result['users']:,} | {number(result['p99_ms'])} "
                      f"| {result['server_cpu']:.0%} | {result['loadgen_cpu']:.0%} | {result['stopped_by']} |")
