@@ -78,7 +78,15 @@ async function connect(url, name) {
       localAddress,
     });
     // Connected, as a page is, once it has its replay: both servers send it from their connect handler.
-    socket.once("replay", () => resolve(socket));
+    // The client's own timeout ends at the WebSocket's opening: a connect never answered after it would wait forever.
+    const unanswered = setTimeout(() => {
+      socket.close();
+      reject(new Error(`${url}: no replay within 20 s`));
+    }, 20000).unref(); // after a refusal, it must not keep the generator alive
+    socket.once("replay", () => {
+      clearTimeout(unanswered);
+      resolve(socket);
+    });
     socket.once("connect_error", (error) => reject(new Error(`${url}: ${error.message}`)));
     socket.once("status", ({ available, error }) => available || reject(new Error(`${url}: ${error}`)));
   });
