@@ -38,6 +38,9 @@ function fail(message) {
   process.exit(2);
 }
 
+// How long a login or a connection may take: a server that never answers fails its step instead of hanging it.
+const PATIENCE_MS = 20000;
+
 setTimeout(() => fail(`gave up after ${config.deadline_s || 120} s`), (config.deadline_s || 120) * 1000).unref();
 
 async function logIn(url, name) {
@@ -48,7 +51,7 @@ async function logIn(url, name) {
       method: "POST",
       body: new URLSearchParams({ username: name }),
       redirect: "manual",
-      signal: AbortSignal.timeout(20000), // as long as a connection may take: a server that never answers stops the step
+      signal: AbortSignal.timeout(PATIENCE_MS),
     }).catch((error) => {
       throw new Error(`${url}: login as ${name}: ${error.message}`);
     });
@@ -73,7 +76,7 @@ async function connect(url, name) {
       transports: ["websocket"], // the connection a browser upgrades to; polling is not measured
       forceNew: true,
       reconnection: false,
-      timeout: 20000,
+      timeout: PATIENCE_MS,
       extraHeaders: { Cookie: cookie },
       localAddress,
     });
@@ -81,8 +84,8 @@ async function connect(url, name) {
     // The client's own timeout ends at the WebSocket's opening: a connect never answered after it would wait forever.
     const unanswered = setTimeout(() => {
       socket.close();
-      reject(new Error(`${url}: no replay within 20 s`));
-    }, 20000).unref(); // after a refusal, it must not keep the generator alive
+      reject(new Error(`${url}: no replay within ${PATIENCE_MS / 1000} s`));
+    }, PATIENCE_MS).unref(); // after a refusal, it must not keep the generator alive
     socket.once("replay", () => {
       clearTimeout(unanswered);
       resolve(socket);

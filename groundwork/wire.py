@@ -188,6 +188,11 @@ def guard(app, socketio):
     wsgi_app, app.wsgi_app = app.wsgi_app, guarded
 
 
+# Worked out once per handler, not per event: inspect's walks cost 5% of an acknowledged send's CPU time.
+unwrapped = functools.lru_cache(maxsize=1024)(inspect.unwrap)
+signature = functools.lru_cache(maxsize=1024)(inspect.signature)
+
+
 def handler_of(server, event, namespace):
     """The function a chapter wrote for ``event`` on ``namespace`` (decorated or a Namespace class's
     ``on_<event>``), None for a catch-all or no handler: python-socketio's own lookup order."""
@@ -198,11 +203,6 @@ def handler_of(server, event, namespace):
     if namespace in server.namespace_handlers and not catch_all:
         return getattr(server.namespace_handlers[namespace], f"on_{event}", None)
     return None
-
-
-# Worked out once per handler, not per event: inspect's walks cost 5% of an acknowledged send's CPU time.
-unwrapped = functools.lru_cache(maxsize=1024)(inspect.unwrap)
-signature = functools.lru_cache(maxsize=1024)(inspect.signature)
 
 
 def takes(handler, args):
